@@ -1,0 +1,63 @@
+"""vlaecodec: lossless image compression with a Variational Lossy Autoencoder and
+bits-back ANS coding.
+
+    >>> import numpy as np, vlaecodec
+    >>> digits = [np.zeros((28, 28), np.uint8)]            # binary pixels: 0/1
+    >>> blob = vlaecodec.compress(digits)                   # doctest: +SKIP
+    >>> vlaecodec.decompress(blob).images[0].shape          # doctest: +SKIP
+    (28, 28)
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+__version__ = "0.1.0"
+
+__all__ = ["compress", "decompress", "inspect", "load_model", "Archive", "CodecError", "__version__"]
+
+from .container import ContainerError as CodecError  # noqa: E402  (re-exported)
+from .zoo import LoadedModel, ModelError, load_model  # noqa: E402,F401
+
+Progress = Callable[[int], None]
+
+
+def compress(images: Sequence[np.ndarray], model: "LoadedModel | str | None" = None, *,
+             names: Sequence[str] | None = None, modes: Sequence[str] | None = None,
+             progress: Progress | None = None) -> bytes:
+    """Compress images (uint8 arrays of the model's size; 0/1 pixels for binary models)
+    into one .vlae byte string. ``names`` are stored (compactly) if given; ``modes``
+    ('1' or 'L', default '1') say how each image is written back out. ``progress`` is
+    called with the number of images finished so far (coding steps, not wall time)."""
+    from . import codec
+    return codec.compress(images, _resolve(model), names=names, modes=modes, progress=progress)
+
+
+def decompress(data: bytes, model: "LoadedModel | str | None" = None, *,
+               progress: Progress | None = None) -> "Archive":
+    """Decode a .vlae byte string. The model is found from the file's header (name and
+    sha256 prefix) unless one is given; a model whose hash does not match is an error."""
+    from . import codec
+    return codec.decompress(data, None if model is None else _resolve(model), progress=progress)
+
+
+def inspect(data: bytes) -> "Header":
+    """Parse only the header (model, image count, shapes) without decoding."""
+    from .container import unpack
+    return unpack(data)[0]
+
+
+def _resolve(model: "LoadedModel | str | None") -> LoadedModel:
+    return model if isinstance(model, LoadedModel) else load_model(model)
+
+
+from .container import Header  # noqa: E402
+
+
+def __getattr__(name: str):
+    # Archive lives in codec.py, which imports torch-heavy modules: load it on use.
+    if name == "Archive":
+        from .codec import Archive
+        return Archive
+    raise AttributeError(name)

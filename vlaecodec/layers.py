@@ -1,0 +1,91 @@
+"""Masked convolutions, residual blocks and MADE: plain nn.Modules, no coding logic."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def causal_offsets(kernel: int, mask_type: str) -> list[tuple[int, int]]:
+    """(row, col) offsets a masked kernel may read, in kernel raster order.
+
+    Type "A" (first layer) sees only pixels strictly before the centre in raster
+    order; type "B" (later layers) also sees the centre, which at that point holds
+    features of earlier pixels only.
+    """
+    if mask_type not in ("A", "B"):
+        raise ValueError("mask_type must be 'A' or 'B'")
+    p = kernel // 2
+    offs = []
+    for dr in range(-p, 1):
+        for dc in range(-p, p + 1):
+            if dr < 0 or dc < 0 or (dc == 0 and mask_type == "B"):
+                offs.append((dr, dc))
+    return offs
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A 'same'-padded conv whose kernel is zeroed outside the causal offsets."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, mask_type: str):
+        super().__init__(cin, cout, kernel, padding=kernel // 2)
+        self.mask_type = mask_type
+        mask = torch.zeros(kernel, kernel)
+        p = kernel // 2
+        for dr, dc in causal_offsets(kernel, mask_type):
+            mask[p + dr, p + dc] = 1.0
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+    def offset_matrix(self) -> torch.Tensor:
+        """The kernel as a (cin * n_offsets, cout) matrix, matching a gather of the
+        input at ``causal_offsets`` laid out channel-major: used by the pixel stepper."""
+        p = self.kernel_size[0] // 2
+        offs = causal_offsets(self.kernel_size[0], self.mask_type)
+        w = torch.stack([self.weight[:, :, p + dr, p + dc] for dr, dc in offs], dim=-1)
+        return w.reshape(w.shape[0], -1).t().contiguous()
+
+
+class ResBlock(nn.Module):
+    """x + conv(elu(conv(elu(x)))) at constant width."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.c1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.c2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.c2(F.elu(self.c1(F.elu(x))))
+
+
+class MaskedLinear(nn.Linear):
+    def __init__(self, cin: int, cout: int, mask: torch.Tensor):
+        super().__init__(cin, cout)
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class MADE(nn.Module):
+    """Masked autoencoder (Germain et al. 2015) producing an autoregressive shift.
+
+    Output i depends only on inputs < i (natural order). The output layer starts at
+    zero so a fresh MADE step is the identity transform.
+    """
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        in_deg = torch.arange(1, dim + 1)
+        hid_deg = torch.arange(hidden) % max(dim - 1, 1) + 1
+        m1 = (hid_deg[:, None] >= in_deg[None, :]).float()
+        m2 = (in_deg[:, None] > hid_deg[None, :]).float()
+        self.l1 = MaskedLinear(dim, hidden, m1)
+        self.l2 = MaskedLinear(hidden, dim, m2)
+        nn.init.zeros_(self.l2.weight)
+        nn.init.zeros_(self.l2.bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.l2(F.elu(self.l1(z)))
