@@ -93,8 +93,12 @@ class _Side:
 
 # ----------------------------------------------------------------- direct batches
 
-def _encode_direct(side: _Side, x: np.ndarray, enc: ArithEncoder) -> None:
+def _encode_direct(side: _Side, x: np.ndarray, enc: ArithEncoder | list[ArithEncoder]) -> None:
+    """Code a batch directly. ``enc`` is one encoder for the whole batch (a file's
+    chain start) or one per image (to measure each image's code alone): the
+    arithmetic coder's integers grow with the message, so long messages are slow."""
     b = x.shape[0]
+    encs = enc if isinstance(enc, list) else [enc] * b
     xt = torch.from_numpy(x.reshape(b, -1).astype(np.int64))
     mean, _ = side.posterior(xt.view(b, side.cfg.image_size, side.cfg.image_size))
     z = torch.zeros_like(mean)
@@ -106,8 +110,8 @@ def _encode_direct(side: _Side, x: np.ndarray, enc: ArithEncoder) -> None:
         choices.append(j.tolist())
     for k, js in zip(side.bins, choices):          # order: dim-major, images inner
         if k > 1:
-            for j in js:
-                enc.encode(j, 1, k)
+            for e, j in zip(encs, js):
+                e.encode(j, 1, k)
     freq0 = np.empty((side.hw, b), np.int64)
 
     def record(t: int, logits: torch.Tensor) -> torch.Tensor:
@@ -117,8 +121,8 @@ def _encode_direct(side: _Side, x: np.ndarray, enc: ArithEncoder) -> None:
     side.pixel_loop(z, record)
     bits = x.reshape(b, -1).T
     for t in range(side.hw):
-        for i in range(b):
-            enc.encode_bit(int(bits[t, i]), int(freq0[t, i]), nx.PIXEL_FREQ_BITS)
+        for e, bit, f in zip(encs, bits[t].tolist(), freq0[t].tolist()):
+            e.encode_bit(bit, f, nx.PIXEL_FREQ_BITS)
 
 
 def _decode_direct(side: _Side, b: int, dec: ArithDecoder) -> np.ndarray:
@@ -310,9 +314,11 @@ def decompress(data: bytes, loaded: LoadedModel | None = None, *, progress: Prog
             else:
                 start = payload
             parts.append(_decode_direct(side, batches[0][0], ArithDecoder(start)))
-    except (ValueError, RuntimeError, OverflowError) as e:
-        if isinstance(e, (ContainerError, ModelError)):
-            raise
+    except (ContainerError, ModelError):
+        raise
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException:  # noqa: BLE001 - constriction reports bad input as assertions/panics
         raise ContainerError("file is corrupt or truncated (payload does not decode)") from None
     if progress:
         progress(header.count)

@@ -128,7 +128,7 @@ def _encode_names(out: bytearray, names: list[str]) -> None:
         prefix, digits, suffix = m.groups()
         start, width = int(digits), len(digits)
         expected = [f"{prefix}{start + i:0{width}d}{suffix}" for i in range(len(names))]
-        if expected == list(names):
+        if expected == list(names) and width <= 64 and start < 1 << 40:
             out.append(NAMES_PATTERN)
             for s in (prefix, suffix):
                 b = s.encode()

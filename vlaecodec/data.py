@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -184,18 +185,23 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read a standard IDX file (optionally gzipped): magic 0x0000 TT DD, big-endian dims."""
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt or truncated gzip ({e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path}: not an IDX file")
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if raw[2] not in dtypes:
         raise DataError(f"{path}: unknown IDX element type 0x{raw[2]:02x}")
-    ndim = raw[3]
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=dtypes[raw[2]], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
+    ndim, dtype = raw[3], np.dtype(dtypes[raw[2]])
+    start = 4 + 4 * ndim
+    if len(raw) < start:
+        raise DataError(f"{path}: truncated IDX file (header)")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:start])
+    if len(raw) - start != int(np.prod(dims)) * dtype.itemsize:
         raise DataError(f"{path}: truncated IDX file")
-    return data.reshape(dims)
+    return np.frombuffer(raw, dtype=dtype, offset=start).reshape(dims)
 
 
 def find_fashion_dir(explicit: str | os.PathLike | None = None) -> Path:

@@ -107,13 +107,21 @@ class ZFeatures(nn.Module):
         self.channels = cfg.pcnn_channels
         self.proj = nn.Conv2d(cfg.zfeat_channels, cfg.pcnn_layers * cfg.pcnn_channels, 1)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Returns (B, L, C, H, W): the additive conditioning of each PixelCNN layer."""
+    def hidden(self, z: torch.Tensor) -> torch.Tensor:
+        """The upsampled feature map (B, zfeat_channels, H, W) before projection."""
         b = z.shape[0]
         h = F.elu(self.lin(z)).view(b, -1, self.side, self.side)
         h = F.elu(self.up2(F.elu(self.up1(h))))
-        h = h[:, :, : self.size, : self.size]
-        return self.proj(h).view(b, self.n_layers, self.channels, self.size, self.size)
+        return h[:, :, : self.size, : self.size]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Returns (B, L, C, H, W): the additive conditioning of each PixelCNN layer."""
+        return self.proj(self.hidden(z)).view(z.shape[0], self.n_layers, self.channels, self.size, self.size)
+
+    def project_pixel(self, h_t: torch.Tensor) -> torch.Tensor:
+        """The same 1x1 projection for one pixel's features (B, zfeat) -> (B, L, C)."""
+        w = self.proj.weight.view(self.proj.out_channels, -1)
+        return F.linear(h_t, w, self.proj.bias).view(-1, self.n_layers, self.channels)
 
 
 class LocalPixelCNN(nn.Module):
@@ -147,52 +155,57 @@ class LocalPixelCNN(nn.Module):
 class PixelStepper:
     """Pixel-by-pixel evaluation of the local PixelCNN from causal windows.
 
-    Each layer's features are cached in a zero-padded buffer; computing pixel t reads
-    only the causal offsets of the layer below at t (gather + one matmul per layer),
-    so decoding costs O(layers) small matmuls per pixel instead of a full network pass.
-    The encoder runs this very object with the true pixels so that both sides compute
-    identical numbers (same function, same shapes, same batch).
+    Each layer's features are cached in a zero-padded (B, positions, C) buffer, so the
+    causal window of pixel t is one gather along the position axis that reshapes to a
+    (B, window * C) matrix without copying; one matmul per layer then gives pixel t's
+    features. The z-conditioning of pixel t is projected from the small upsampled map
+    at t only. Decoding costs O(layers) small matmuls per pixel instead of a full
+    network pass, and the encoder runs this very object with the true pixels so both
+    sides compute identical numbers (same function, same shapes, same batch).
     """
 
-    def __init__(self, net: LocalPixelCNN, zc: torch.Tensor):
-        b, n_layers, c, h, w = zc.shape
+    def __init__(self, net: LocalPixelCNN, zfeatures: ZFeatures, z: torch.Tensor):
+        h = zfeatures.hidden(z)
+        b, _, height, width = h.shape
         k = net.convs[0].kernel_size[0]
         p = k // 2
-        self.net, self.b, self.h, self.w = net, b, h, w
+        self.net, self.zf, self.b = net, zfeatures, b
         self.levels = net.levels
-        wp = w + 2 * p
-        self.flat = torch.tensor([(r + p) * wp + (cc + p) for r in range(h) for cc in range(w)])
+        wp = width + 2 * p
+        self.flat = [(r + p) * wp + (c + p) for r in range(height) for c in range(width)]
+        flat = torch.tensor(self.flat)
 
         def gather_index(mask_type: str) -> torch.Tensor:
             offs = torch.tensor([dr * wp + dc for dr, dc in causal_offsets(k, mask_type)])
-            return self.flat[:, None] + offs[None, :]
+            return flat[:, None] + offs[None, :]
 
         self.idx_a, self.idx_b = gather_index("A"), gather_index("B")
-        size = (h + 2 * p) * wp
-        self.x_buf = torch.zeros(b, 1, size)
-        self.a_buf = [torch.zeros(b, c, size) for _ in range(n_layers)]
-        # (B, L, C, HW) -> per pixel a contiguous (L, B, C) slab.
-        self.zc = zc.reshape(b, n_layers, c, h * w).permute(3, 1, 0, 2).contiguous()
+        size = (height + 2 * p) * wp
+        c = net.convs[0].out_channels
+        self.x_buf = torch.zeros(b, size)
+        self.a_buf = [torch.zeros(b, size, c) for _ in net.convs]
+        self.h = h.flatten(2).permute(2, 0, 1).contiguous()  # (HW, B, zfeat): one slab per pixel
         self.mats = [conv.offset_matrix() for conv in net.convs]
         self.biases = [conv.bias for conv in net.convs]
 
     @torch.no_grad()
     def logits(self, t: int) -> torch.Tensor:
         """Logits of pixel t (raster order) for all B images: (B, K). Reads only pixels < t."""
-        pos = int(self.flat[t])
-        zc_t = self.zc[t]
-        g = self.x_buf.index_select(2, self.idx_a[t]).reshape(self.b, -1)
-        a = F.elu(torch.addmm(self.biases[0], g, self.mats[0]) + zc_t[0])
-        self.a_buf[0][:, :, pos] = a
+        pos = self.flat[t]
+        zc = self.zf.project_pixel(self.h[t])
+        g = self.x_buf.index_select(1, self.idx_a[t])
+        a = F.elu(torch.addmm(self.biases[0], g, self.mats[0]) + zc[:, 0])
+        self.a_buf[0][:, pos] = a
+        idx = self.idx_b[t]
         for i in range(1, len(self.mats)):
-            g = self.a_buf[i - 1].index_select(2, self.idx_b[t]).reshape(self.b, -1)
-            a = a + F.elu(torch.addmm(self.biases[i], g, self.mats[i]) + zc_t[i])
-            self.a_buf[i][:, :, pos] = a
+            g = self.a_buf[i - 1].index_select(1, idx).view(self.b, -1)
+            a = a + F.elu(torch.addmm(self.biases[i], g, self.mats[i]) + zc[:, i])
+            self.a_buf[i][:, pos] = a
         return self.net.head_logits(a)
 
     def set_pixel(self, t: int, values: torch.Tensor) -> None:
         """Record the (decoded or true) value of pixel t for all B images."""
-        self.x_buf[:, 0, int(self.flat[t])] = pixels_to_input(values, self.levels)
+        self.x_buf[:, self.flat[t]] = pixels_to_input(values, self.levels)
 
 
 @dataclass
@@ -231,7 +244,7 @@ class VLAE(nn.Module):
 
     def stepper(self, z: torch.Tensor) -> PixelStepper:
         """Pixel-by-pixel decoder for a batch of latents (the codec's entry point)."""
-        return PixelStepper(self.pixelcnn, self.zfeatures(z))
+        return PixelStepper(self.pixelcnn, self.zfeatures, z)
 
     # -- objectives -----------------------------------------------------------
     def elbo_terms(self, x: torch.Tensor, sample: bool = True) -> ELBOTerms:

@@ -80,11 +80,17 @@ def model_from_checkpoint_bytes(raw: bytes, where: str) -> tuple[VLAE, dict[str,
         ck = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ModelError(f"{where}: not a readable vlaecodec checkpoint ({e.__class__.__name__})") from None
+    if not isinstance(ck, dict):
+        raise ModelError(f"{where}: not a vlaecodec checkpoint (no checkpoint dictionary)")
     if ck.get("format_version") != CHECKPOINT_FORMAT_VERSION:
         raise ModelError(f"{where}: checkpoint format {ck.get('format_version')} is not supported "
                          f"(this vlaecodec reads format {CHECKPOINT_FORMAT_VERSION})")
-    model = VLAE(VLAEConfig.from_dict(ck["config"]))
-    model.load_state_dict(ck["state_dict"])
+    try:
+        model = VLAE(VLAEConfig.from_dict(ck["config"]))
+        model.load_state_dict(ck["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError, NotImplementedError) as e:
+        raise ModelError(f"{where}: checkpoint is incomplete or does not match its config "
+                         f"({e.__class__.__name__}: {str(e)[:200]})") from None
     return model.eval(), dict(ck.get("coding") or {})
 
 
