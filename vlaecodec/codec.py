@@ -84,6 +84,13 @@ class _Side:
         """Mean of p(z_i | z_<i) for the batch; entries >= i of z are ignored (exactly)."""
         return self.m.prior.conditional_means(z)[:, i]
 
+    def direct_latents(self, js: torch.Tensor) -> torch.Tensor:
+        """Latents of direct coding from bin indices (B, D): z_i = m_i(z_<i) + offset."""
+        z = torch.zeros(js.shape, dtype=torch.float32)
+        for i in range(js.shape[1]):
+            z[:, i] = self.prior_mean(z, i) + self.offsets[i][js[:, i]]
+        return z
+
     def pixel_loop(self, z: torch.Tensor, next_pixels: Callable[[int, torch.Tensor], torch.Tensor]) -> None:
         """Run the stepper; ``next_pixels(t, logits)`` returns pixel t of every image."""
         stepper = self.m.stepper(z)
@@ -100,17 +107,11 @@ def _encode_direct(side: _Side, x: np.ndarray, enc: ArithEncoder | list[ArithEnc
     b = x.shape[0]
     encs = enc if isinstance(enc, list) else [enc] * b
     xt = torch.from_numpy(x.reshape(b, -1).astype(np.int64))
-    mean, _ = side.posterior(xt.view(b, side.cfg.image_size, side.cfg.image_size))
-    z = torch.zeros_like(mean)
-    choices = []
-    for i, k in enumerate(side.bins):
-        m = side.prior_mean(z, i)
-        j = nx.equal_mass_bin(mean[:, i] - m, k) if k > 1 else torch.zeros(b, dtype=torch.long)
-        z[:, i] = m + side.offsets[i][j]
-        choices.append(j.tolist())
-    for k, js in zip(side.bins, choices):          # order: dim-major, images inner
+    js = _choose_direct_bins(side, xt.view(b, side.cfg.image_size, side.cfg.image_size))
+    z = side.direct_latents(js)
+    for i, k in enumerate(side.bins):          # order: dim-major, images inner
         if k > 1:
-            for e, j in zip(encs, js):
+            for e, j in zip(encs, js[:, i].tolist()):
                 e.encode(j, 1, k)
     freq0 = np.empty((side.hw, b), np.int64)
 
@@ -125,12 +126,54 @@ def _encode_direct(side: _Side, x: np.ndarray, enc: ArithEncoder | list[ArithEnc
             e.encode_bit(bit, f, nx.PIXEL_FREQ_BITS)
 
 
-def _decode_direct(side: _Side, b: int, dec: ArithDecoder) -> np.ndarray:
-    z = torch.zeros(b, side.cfg.latent_dim)
+def _choose_direct_bins(side: _Side, x: torch.Tensor, passes: int = 1) -> torch.Tensor:
+    """Bins for direct coding (encoder only: the decoder just reads them).
+
+    Every choice costs the same rate (uniform over K_i bins), so pick the bins that
+    make the pixels cheapest: start from the bin holding the posterior mean, then
+    try each other bin of each sent dimension and keep any change that lowers
+    -log p(x|z) (scored with the parallel network; the code itself always uses the
+    stepper, so these scores only guide the choice)."""
+    b = x.shape[0]
+    mean, _ = side.posterior(x)
+    z = torch.zeros_like(mean)
+    js = torch.zeros(mean.shape, dtype=torch.long)
     for i, k in enumerate(side.bins):
         m = side.prior_mean(z, i)
-        j = [dec.decode_uniform(k) for _ in range(b)] if k > 1 else [0] * b
-        z[:, i] = m + side.offsets[i][torch.tensor(j)]
+        if k > 1:
+            js[:, i] = nx.equal_mass_bin(mean[:, i] - m, k)
+        z[:, i] = m + side.offsets[i][js[:, i]]
+    moves = [(i, j) for i, k in enumerate(side.bins) for j in range(k)]
+    if not moves:
+        return js
+    nll = side.m.pixel_nll(x, side.m.decoder_logits(x, z))
+    for _ in range(passes):
+        improved = False
+        for i, j in moves:
+            cand = js.clone()
+            cand[:, i] = j
+            todo = (js[:, i] != j).nonzero().flatten()
+            if len(todo) == 0:
+                continue
+            zc = side.direct_latents(cand[todo])
+            c = side.m.pixel_nll(x[todo], side.m.decoder_logits(x[todo], zc))
+            better = c < nll[todo] - 1e-4
+            if better.any():
+                idx = todo[better]
+                js[idx] = cand[idx]
+                nll[idx] = c[better]
+                improved = True
+        if not improved:
+            break
+    return js
+
+
+def _decode_direct(side: _Side, b: int, dec: ArithDecoder) -> np.ndarray:
+    js = torch.zeros(b, side.cfg.latent_dim, dtype=torch.long)
+    for i, k in enumerate(side.bins):
+        if k > 1:
+            js[:, i] = torch.tensor([dec.decode_uniform(k) for _ in range(b)])
+    z = side.direct_latents(js)
     out = np.empty((side.hw, b), np.uint8)
 
     def decode_pixels(t: int, logits: torch.Tensor) -> torch.Tensor:

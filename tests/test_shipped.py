@@ -1,0 +1,83 @@
+"""Tests on the shipped checkpoints (marked slow: they load real models).
+
+They use the bundled sample digits (samples/digits, binarized MNIST test images), so
+they need no dataset download.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vlaecodec
+from vlaecodec import zoo
+from vlaecodec.evaluate import evaluate
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted((ROOT / "samples" / "digits").glob("*.png"))
+SHIPPED = [m for m in zoo.list_manifests() if m["name"] != "vlae-tiny-test"]
+
+
+def _samples() -> np.ndarray:
+    return np.stack([(np.asarray(Image.open(p).convert("L")) > 127).astype(np.uint8) for p in SAMPLES])
+
+
+@pytest.fixture(scope="module")
+def default():
+    if not any(m["name"] == zoo.DEFAULT_MODEL for m in SHIPPED):
+        pytest.skip("default checkpoint not shipped")
+    return zoo.load_model(zoo.DEFAULT_MODEL)
+
+
+def test_shipped_manifests_match_files():
+    assert SHIPPED, "no shipped model manifests"
+    for m in SHIPPED:
+        path = Path(m["_dir"]) / m["file"]
+        assert path.stat().st_size <= 20e6
+        loaded = zoo.load_model(m["name"])
+        assert loaded.sha256 == m["sha256"]
+        assert m["file"].startswith(m["name"] + "-" + m["sha256"][:8])
+
+
+def test_tampered_checkpoint_is_refused(tmp_path, default):
+    raw = bytearray(default.path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    bad = tmp_path / default.path.name
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(zoo.ModelError, match="sha256"):
+        zoo.load_checkpoint(bad, expected_sha256=default.sha256)
+
+
+def test_default_model_is_trained_and_uses_z(default):
+    r = evaluate(default, _samples())
+    # A random model sits near 550 nats; a trained one near 80-90 on MNIST digits.
+    assert 40 < r["neg_elbo_nats"] < 100
+    assert r["kl_nats"] > 3  # the latent carries information (local decoder)
+
+
+def test_default_model_round_trip_and_rate(default):
+    x = _samples()
+    blob = vlaecodec.compress(list(x), default)
+    out = vlaecodec.decompress(blob)  # model found from the header's hash
+    assert all(np.array_equal(a, b) for a, b in zip(out.images, x))
+    elbo_bytes = evaluate(default, x)["neg_elbo_nats"] * len(x) / np.log(2) / 8
+    # 16 images is a short chain (the first is coded without bits back), so allow 25%.
+    assert len(blob) < 1.25 * elbo_bytes + 16
+
+
+def test_default_model_single_image_files_are_small(default):
+    sizes = [len(vlaecodec.compress([im], default)) for im in _samples()]
+    assert np.mean(sizes) <= 32, sizes
+
+
+def test_manifest_records_measurements(default):
+    m = default.manifest
+    for key in ("test_neg_elbo_nats", "test_kl_nats", "test_iwae_nll_nats"):
+        assert np.isfinite(m["metrics"][key])
+    assert m["training"]["command"].startswith("vlaecodec train")
+    json.dumps(m)
