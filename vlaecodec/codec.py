@@ -288,13 +288,20 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
     with nx.coding_context():
         side = _Side(loaded)
         need = np.concatenate([_latent_bits_needed(side, x[i:i + 500]) for i in range(0, n, 500)])
-        # Direct part: one image; the single-image case ends there. Then bits-back
-        # batches, each as large as the stack can feed (fixed by the encoder and
-        # recorded in the header, so the decoder never has to guess).
-        n_direct = 1
-        enc = ArithEncoder()
-        _encode_direct(side, x[:n_direct], enc)
-        start = enc.finish()
+        # Direct part: as few images as give the stack enough bits to pop the first
+        # bits-back image's latents (popping from a too-short stack would still
+        # decode, but with degenerate latents). Then bits-back batches, each as large
+        # as the stack can feed. The encoder fixes the schedule and records it in
+        # the header, so the decoder never has to guess.
+        n_direct, start = 1, b""
+        while True:
+            enc = ArithEncoder()
+            _encode_direct(side, x[:n_direct], enc)
+            start = enc.finish()
+            if n_direct == n or 8 * len(start) >= STACK_MARGIN * need[n_direct]:
+                break
+            per_image = 8 * len(start) / n_direct
+            n_direct = min(n, n_direct + max(1, math.ceil((STACK_MARGIN * need[n_direct] - 8 * len(start)) / per_image)))
         schedule: list[tuple[int, bool]] = [(n_direct, False)]
         if progress:
             progress(n_direct)
