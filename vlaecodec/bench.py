@@ -340,7 +340,9 @@ def _bench_single(vc: Any, loaded: Any, x: np.ndarray, factory: ProgressFactory 
 def environment() -> dict[str, Any]:
     import torch
     import PIL
-    import constriction
+    import importlib.metadata
+
+    import constriction  # noqa: F401
     import vlaecodec
     from . import numerics
     try:
@@ -354,7 +356,7 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(), "cpus_usable": cores,
         "torch_threads": torch.get_num_threads(), "coding_threads": numerics.CODING_THREADS,
         "versions": {"vlaecodec": vlaecodec.__version__, "torch": str(torch.__version__),
-                     "numpy": np.__version__, "constriction": getattr(constriction, "__version__", "unknown"),
+                     "numpy": np.__version__, "constriction": importlib.metadata.version("constriction"),
                      "pillow": PIL.__version__},
     }
 

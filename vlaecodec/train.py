@@ -26,9 +26,9 @@ FORMAT_VERSION = 1
 
 
 def library_versions() -> dict[str, str]:
-    import constriction  # noqa: F401 - recorded because coding depends on it
+    import importlib.metadata  # constriction has no __version__; coding depends on it
     return {"torch": str(torch.__version__), "numpy": str(np.__version__),
-            "constriction": getattr(constriction, "__version__", "0.5.0"),
+            "constriction": importlib.metadata.version("constriction"),
             "python": platform.python_version()}
 
 
