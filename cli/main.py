@@ -200,49 +200,13 @@ def _png_inputs(inputs: tuple[str, ...]) -> list[tuple[str, str | None]]:
     return out
 
 
-def to_binary(im: "Any", where: str, binarize: bool) -> tuple["Any", str]:
-    """A PIL image -> (uint8 array of 0/1, mode to write back: '1' or 'L')."""
-    import numpy as np
-
-    if im.mode == "1":
-        return (np.asarray(im) != 0).astype(np.uint8), "1"
-    if im.mode == "L":
-        a = np.asarray(im)
-        if np.isin(a, (0, 255)).all():
-            return (a == 255).astype(np.uint8), "L"
-    if not binarize:
-        what = "grayscale with values other than 0 and 255" if im.mode == "L" else f"mode {im.mode}"
-        raise click.ClickException(
-            f"{where}: image is {what}; binary models take mode-1 images or grayscale images "
-            f"whose pixels are only 0 or 255 (pass --binarize to threshold at 128)")
-    a = np.asarray(im.convert("L"))
-    return (a >= 128).astype(np.uint8), "L"
-
-
 def load_png(data: bytes, where: str, binarize: bool) -> tuple["Any", str]:
-    from PIL import Image
+    from vlaecodec.images import ImageError, load_png as _load
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return to_binary(im, where, binarize)
-    except click.ClickException:
-        raise
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for broken files
-        reason = "not an image file" if e.__class__.__name__ == "UnidentifiedImageError" else _one_line(e)
-        raise click.ClickException(f"{where}: cannot read image ({reason})") from None
-
-
-def png_bytes(pixels: "Any", mode: str) -> bytes:
-    """0/1 pixels -> PNG bytes, as mode '1' or as 0/255 grayscale 'L'."""
-    import numpy as np
-    from PIL import Image
-
-    a = np.asarray(pixels)
-    im = Image.fromarray(a.astype(bool)) if mode == "1" else Image.fromarray((a * 255).astype(np.uint8))
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
+        return _load(data, where, binarize=binarize)
+    except ImageError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _safe_name(name: str) -> bool:
@@ -270,13 +234,14 @@ def cli() -> None:
 @cli.command(context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Output .vlae file ('-' for stdout).")
-@click.option("--model", default=None, help="Installed model name or .pt path (default: the default model).")
-@click.option("--no-names", is_flag=True, help="Do not store the input file names.")
+@click.option("--model", default=None, help="Installed model name or model file (default: the default model).")
+@click.option("--names/--no-names", default=None,
+              help="Store the input file names (default: yes for archives, no for a single image).")
 @click.option("--binarize", is_flag=True, help="Threshold non-binary images at 128 instead of refusing them.")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @friendly
-def compress(inputs: tuple[str, ...], output: str, model: str | None, no_names: bool,
+def compress(inputs: tuple[str, ...], output: str, model: str | None, names: bool | None,
              binarize: bool, force: bool, quiet: bool) -> None:
     """Compress PNG images into one .vlae archive.
 
@@ -284,7 +249,9 @@ def compress(inputs: tuple[str, ...], output: str, model: str | None, no_names: 
     on stdin. All images go into one file and share one bits-back stack, so many
     images cost much less each than one. The model is binary: images must be mode
     '1' or grayscale with only 0/255 pixels (or pass --binarize), at the model's size.
-    File names are stored (a numbered sequence costs a few bytes) unless --no-names.
+    An archive stores the file names (a numbered sequence costs a few bytes) unless
+    --no-names; a single image stores none unless --names (you name the output when
+    you decompress it, as with cjxl or cwebp).
 
     \b
     Example:
@@ -303,7 +270,7 @@ def compress(inputs: tuple[str, ...], output: str, model: str | None, no_names: 
     if loaded.config.pixel_levels != 2:
         raise click.ClickException(f"model {loaded.name} codes {loaded.config.pixel_levels}-level pixels; "
                                    "this command handles binary models only")
-    images, modes, names = [], [], []
+    images, modes, stored = [], [], []
     for path, name in items:
         where = "<stdin>" if path == "-" else path
         pixels, mode = load_png(_read_input(path), where, binarize)
@@ -313,8 +280,9 @@ def compress(inputs: tuple[str, ...], output: str, model: str | None, no_names: 
                                        f"codes {size}x{size} images")
         images.append(pixels)
         modes.append(mode)
-        names.append(name)
-    store_names = None if no_names or any(n is None for n in names) else names
+        stored.append(name)
+    want_names = len(images) > 1 if names is None else names
+    store_names = None if not want_names or any(n is None for n in stored) else stored
     if store_names is not None and any("\n" in n for n in store_names):
         raise click.ClickException("a file name contains a newline; rename it or pass --no-names")
     if store_names is not None and len(set(store_names)) != len(store_names):
@@ -336,10 +304,12 @@ def compress(inputs: tuple[str, ...], output: str, model: str | None, no_names: 
 @click.argument("file")
 @click.option("-o", "--output", required=True,
               help="PNG file ('-' for stdout) for one image; folder for several.")
+@click.option("--model", default=None,
+              help="Model file (.npz) to decode with, when the file's model is not installed.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @friendly
-def decompress(file: str, output: str, force: bool, quiet: bool) -> None:
+def decompress(file: str, output: str, model: str | None, force: bool, quiet: bool) -> None:
     """Decompress a .vlae archive back to PNG images, bit for bit.
 
     FILE may be '-' for stdin. An archive of one image is written to OUTPUT as a PNG
@@ -354,13 +324,15 @@ def decompress(file: str, output: str, force: bool, quiet: bool) -> None:
         vlaecodec decompress a.vlae -o a.png
     """
     import vlaecodec
+    from vlaecodec.images import png_bytes
 
     data = _read_input(file)
     where = "<stdin>" if file == "-" else file
     try:
         header = vlaecodec.inspect(data)
+        loaded = vlaecodec.load_model(model) if model else None
         with progress_bar("decompressing", header.count, quiet) as cb:
-            archive = vlaecodec.decompress(data, progress=cb)
+            archive = vlaecodec.decompress(data, loaded, progress=cb)
     except (vlaecodec.CodecError, vlaecodec.ModelError) as e:
         raise click.ClickException(f"{where}: {_one_line(e)}") from None
     n = len(archive.images)
@@ -597,7 +569,8 @@ def train(ctx: click.Context) -> None:
 
 
 @cli.command("eval", context_settings=CONTEXT)
-@click.option("--model", default=None, help="Installed model name or .pt path (default: the default model).")
+@click.option("--model", default=None,
+              help="Installed model name, or a float checkpoint (.pt) (default: the default model).")
 @click.option("--dataset", default="binarized-mnist", show_default=True,
               help="binarized-mnist (binary models), mnist or fashion-mnist.")
 @click.option("--split", default="test", show_default=True, help="train, valid or test.")
@@ -622,20 +595,26 @@ def eval_cmd(model: str | None, dataset: str, split: str, limit: int | None, iwa
 
     import vlaecodec
     from vlaecodec import data as d
+    from vlaecodec import zoo
     from vlaecodec.evaluate import evaluate
 
-    loaded = vlaecodec.load_model(model)
+    if model and model.endswith(".pt"):   # a float training checkpoint
+        target = zoo.load_float_checkpoint(model)
+        name, sha, cfg = Path(model).name, zoo.sha256_bytes(Path(model).read_bytes()), target.cfg
+    else:
+        target = vlaecodec.load_model(model)
+        name, sha, cfg = target.name, target.sha256, target.config
     images = d.load_dataset(dataset, split)
     if limit:
         images = images[:limit]
-    if loaded.config.pixel_levels == 2 and images.max() > 1:
-        raise click.ClickException(f"{dataset} has 8-bit pixels; model {loaded.name} is binary "
+    if cfg.pixel_levels == 2 and images.max() > 1:
+        raise click.ClickException(f"{dataset} has 8-bit pixels; model {name} is binary "
                                    "(use --dataset binarized-mnist)")
     with progress_bar("evaluating", len(images), quiet, passes=2 if iwae_k else 1) as cb:
-        r = evaluate(loaded, np.asarray(images), iwae_k=iwae_k, progress=cb)
-    dims = loaded.config.image_size ** 2
+        r = evaluate(target, np.asarray(images), iwae_k=iwae_k, progress=cb)
+    dims = cfg.image_size ** 2
     ln2 = math.log(2)
-    click.echo(f"model: {loaded.name} (sha256 {loaded.sha256[:12]})")
+    click.echo(f"model: {name} (sha256 {sha[:12]})")
     click.echo(f"images: {r['n']} ({dataset} {split})")
     click.echo(f"-ELBO: {r['neg_elbo_nats']:.3f} nats/image ({r['neg_elbo_bpd']:.5f} bits/dim)")
     click.echo(f"reconstruction -log p(x|z): {r['rec_nats']:.3f} nats/image")
@@ -644,7 +623,7 @@ def eval_cmd(model: str | None, dataset: str, split: str, limit: int | None, iwa
         click.echo(f"IWAE NLL (k={r['iwae_k']}): {r['iwae_nll_nats']:.3f} nats/image "
                    f"({r['iwae_bpd']:.5f} bits/dim)")
     if json_out:
-        blob = json.dumps({"model": loaded.name, "sha256": loaded.sha256, "dataset": dataset,
+        blob = json.dumps({"model": name, "sha256": sha, "dataset": dataset,
                            "split": split, "dims": dims, **r}, indent=2).encode() + b"\n"
         _write_stdout(blob) if json_out == "-" else write_atomic(Path(json_out), blob, force=True)
 

@@ -17,9 +17,8 @@ import torch
 TINY_NAME = "vlae-tiny-test"
 
 
-def _write_tiny_model(d: Path) -> None:
+def tiny_float_model():
     from vlaecodec.config import preset
-    from vlaecodec.train import FORMAT_VERSION, library_versions
     from vlaecodec.vlae import VLAE
 
     torch.manual_seed(1234)
@@ -28,13 +27,26 @@ def _write_tiny_model(d: Path) -> None:
     with torch.no_grad():
         for made in model.prior.steps:
             made.l2.weight.normal_(0, 0.05)
-    path = d / f"{TINY_NAME}.pt"
+    return model.eval()
+
+
+def _write_tiny_model(d: Path) -> None:
+    """The tiny model as an installed model: integer .npz, float .pt, manifest."""
+    from vlaecodec import freeze
+    from vlaecodec.train import FORMAT_VERSION, library_versions
+
+    model = tiny_float_model()
+    fpath = d / f"{TINY_NAME}.pt"
     torch.save({"format_version": FORMAT_VERSION, "config": model.cfg.to_dict(),
-                "state_dict": model.state_dict(), "training": {}, "versions": library_versions()}, path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                "state_dict": model.state_dict(), "training": {}, "versions": library_versions()}, fpath)
+    bins = [4, 3, 2, 1, 1, 2, 1, 1]   # some dimensions sent directly, some not
+    blob = freeze.model_bytes(freeze.to_integer(model, name=TINY_NAME, direct_bins=bins))
+    ipath = d / f"{TINY_NAME}.npz"
+    ipath.write_bytes(blob)
     (d / f"{TINY_NAME}.json").write_text(json.dumps({
-        "name": TINY_NAME, "file": path.name, "sha256": digest, "format_version": FORMAT_VERSION,
-        "architecture": "vlae", "config": model.cfg.to_dict(), "description": "random tiny model for tests"}))
+        "name": TINY_NAME, "file": ipath.name, "sha256": hashlib.sha256(blob).hexdigest(),
+        "float_file": fpath.name, "float_sha256": hashlib.sha256(fpath.read_bytes()).hexdigest(),
+        "config": model.cfg.to_dict(), "description": "random tiny model for tests"}))
 
 
 def pytest_configure(config):

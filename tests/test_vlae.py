@@ -31,7 +31,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def model(tiny):
-    return tiny.model.eval()
+    return tiny.float_model().eval()
 
 
 def _window(r, c, cfg):

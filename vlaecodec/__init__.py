@@ -1,5 +1,6 @@
 """vlaecodec: lossless image compression with a Variational Lossy Autoencoder and
-bits-back ANS coding.
+bits-back ANS coding. Coding needs numpy and constriction only (integer arithmetic,
+identical on every machine); torch is imported for training and evaluation.
 
     >>> import numpy as np, vlaecodec
     >>> digits = [np.zeros((28, 28), np.uint8)]            # binary pixels: 0/1
@@ -28,7 +29,8 @@ def compress(images: Sequence[np.ndarray], model: "LoadedModel | str | None" = N
              progress: Progress | None = None) -> bytes:
     """Compress images (uint8 arrays of the model's size; 0/1 pixels for binary models)
     into one .vlae byte string. ``names`` are stored (compactly) if given; ``modes``
-    ('1' or 'L', default '1') say how each image is written back out. ``progress`` is
+    ('1', 'L-binary' or 'L'; default '1' for binary models) say how each image is
+    written back out. ``progress`` is
     called with the number of images finished so far (coding steps, not wall time)."""
     from . import codec
     return codec.compress(images, _resolve(model), names=names, modes=modes, progress=progress)
@@ -52,12 +54,5 @@ def _resolve(model: "LoadedModel | str | None") -> LoadedModel:
     return model if isinstance(model, LoadedModel) else load_model(model)
 
 
+from .codec import Archive  # noqa: E402
 from .container import Header  # noqa: E402
-
-
-def __getattr__(name: str):
-    # Archive lives in codec.py, which imports torch-heavy modules: load it on use.
-    if name == "Archive":
-        from .codec import Archive
-        return Archive
-    raise AttributeError(name)

@@ -305,13 +305,19 @@ def _bench_chained(vc: Any, loaded: Any, x: np.ndarray, factory: ProgressFactory
 
 
 def _bench_single(vc: Any, loaded: Any, x: np.ndarray, factory: ProgressFactory | None) -> dict[str, Any]:
+    """Single-image files exactly as ``vlaecodec compress one.png`` writes them: the digit
+    as a mode-1 PNG, read back by the CLI's reader, coded with its mode and no name."""
+    from .images import load_png, png_bytes
+
     dims = x.shape[1] * x.shape[2]
     sizes, bad, errors = [], 0, []
     enc_s = dec_s = 0.0
     with _Stage(factory, "single-image files", len(x)) as prog:
         for i, img in enumerate(x):
+            png = png_bytes(img, "1")
             t0 = time.perf_counter()
-            blob = vc.compress([img], loaded)
+            px, mode = load_png(png, f"image {i}")
+            blob = vc.compress([px], loaded, modes=[mode])
             t1 = time.perf_counter()
             sizes.append(len(blob))
             try:
@@ -338,13 +344,16 @@ def _bench_single(vc: Any, loaded: Any, x: np.ndarray, factory: ProgressFactory 
 # ------------------------------------------------------------------------- reports
 
 def environment() -> dict[str, Any]:
-    import torch
     import PIL
     import importlib.metadata
 
     import constriction  # noqa: F401
     import vlaecodec
-    from . import numerics
+    try:
+        import torch
+        torch_version, torch_threads = str(torch.__version__), torch.get_num_threads()
+    except ImportError:
+        torch_version, torch_threads = None, None
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -354,8 +363,8 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(), "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(), "cpus_usable": cores,
-        "torch_threads": torch.get_num_threads(), "coding_threads": numerics.CODING_THREADS,
-        "versions": {"vlaecodec": vlaecodec.__version__, "torch": str(torch.__version__),
+        "torch_threads": torch_threads, "coding": "numpy integer arithmetic (OpenBLAS float64 GEMM on integers)",
+        "versions": {"vlaecodec": vlaecodec.__version__, "torch": torch_version,
                      "numpy": np.__version__, "constriction": importlib.metadata.version("constriction"),
                      "pillow": PIL.__version__},
     }
@@ -411,7 +420,7 @@ def run_bench(*, dataset: str = "binarized-mnist", split: str = "test", limit: i
               peer_limit: int = PEER_LIMIT, codec: bool = True) -> dict[str, Any]:
     """Run the benchmark; returns ``{"markdown", "json_path", "results"}``.
 
-    ``model``: a name, a ``.pt`` path, a ``LoadedModel`` or None (the default model).
+    ``model``: a name, a model file path, a ``LoadedModel`` or None (the default model).
     ``single_limit``: how many single-image files to make (default: all N; 0 skips).
     ``peer_limit``: images for the per-process JPEG-XL peer. ``progress_factory(label,
     total)`` returns a callback taking the number of items done (and may have

@@ -1,25 +1,33 @@
-"""The .vlae container: bytes <-> (Header, payload). Plain Python, no torch.
+"""The .vlae container, format version 2: bytes <-> (Header, payload). Plain Python.
 
-A single binarized digit carries ~15 bytes of payload, so the header is built from
-flags and varints and is 11 bytes in the common case::
+A single binarized digit carries ~17 bytes of payload, so the header is built from flags
+and varints: 10 bytes for one image of the default model::
 
     offset  size  field
     0       2     magic b"VL"
-    2       1     format version (high 4 bits) | flags (low 4 bits)
-    [3]     1     extension flags (only if FLAG_EXT): shape stored, modes
-    +0      3     sha256 prefix of the model checkpoint (identifies the model)
-    [..]    var   model name (varint length + UTF-8), if FLAG_NAME
-    ..      var   image count (varint)
-    [..]    var   height, width (varints), if EXT_SHAPE; else the model's own size
-    [..]    var   per-image mode bitmask, if modes are mixed
-    [..]    var   batch schedule, if FLAG_SCHED: count, then (size << 1 | bits_back) each;
-                  otherwise every image is one "direct" batch
-    [..]    var   file names, if FLAG_NAMES (a numbered pattern, or a zlib'd list)
-    ..      4     CRC32 of the decoded pixels (uint8, images concatenated), little-endian
+    2       1     format version (high 4 bits) | flags (low 4 bits: MULTI, SCHED, NAMES, EXT)
+    [3]     1     extension flags, if EXT: model name, shape, pixel levels, modes stored
+    +0      3     sha256 prefix of the model file (identifies the model)
+    [..]    var   model name (varint length + UTF-8), if X_NAME
+    [..]    var   image count (varint, >= 2), if MULTI; otherwise one image
+    [..]    var   height, width (varints), if X_SHAPE; otherwise 28 x 28
+    [..]    var   pixel levels (varint), if X_LEVELS; otherwise 2 (binary)
+    [..]    var   image modes, if X_MODES: one code for all, or 2 bits per image
+    [..]    var   batch schedule, if SCHED: batch count, then each batch's size (the first
+                  batch is coded directly, the others with bits back)
+    [..]    var   file names, if NAMES (a numbered pattern, or a zlib'd list)
+    [..]    4     CRC32 of the header bytes so far, if MULTI (archives: damage is found
+                  before any decoding)
+    ..      4     CRC32 of every header byte before it, the payload length (8 bytes, LE)
+                  and the decoded pixels (uint8, images concatenated), little-endian
     ..      rest  payload: coded bits (see codec.py)
 
-Any malformed header is a ``ContainerError``; a payload that decodes to pixels whose
-CRC differs is reported by the codec the same way, never as a silent wrong image.
+So any damage -- to the header, the payload or its length (trailing or missing bytes) --
+is an error, never a silent wrong image or name. Limits are checked while parsing,
+before anything is allocated or decoded: the image count must fit the payload, batch
+sizes never exceed what an encoder writes, name lists are bounded.
+
+Version 1 files (vlaecodec 0.1) are refused with a message naming that version.
 """
 from __future__ import annotations
 
@@ -27,47 +35,66 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
 
 MAGIC = b"VL"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HASH_BYTES = 3
+DEFAULT_SHAPE = (28, 28)
 
-FLAG_NAME = 1    # model name stored (otherwise the model is found by hash alone)
-FLAG_SCHED = 2   # batch schedule stored
-FLAG_NAMES = 4   # file names stored
-FLAG_EXT = 8     # an extension-flags byte follows
+F_MULTI, F_SCHED, F_NAMES, F_EXT = 1, 2, 4, 8
+X_NAME, X_SHAPE, X_LEVELS, X_MODES = 1, 2, 4, 8
 
-EXT_SHAPE = 1
-EXT_MODES_L = 2      # every image is mode 'L' (0/255 grayscale)
-EXT_MODES_MIXED = 4  # a bitmask says which images are 'L'
+# Image modes: how an image is written back. Binary images came in as mode-1 PNGs or as
+# grayscale PNGs holding only 0 and 255; 8-bit images are grayscale.
+MODES = ("1", "L-binary", "L")
+MODES_ALL_SAME, MODES_EACH = 0, 1
 
-NAMES_PATTERN = 0
-NAMES_LIST = 1
+NAMES_PATTERN, NAMES_LIST = 0, 1
+MAX_NAME_BYTES = 255
+
+# Limits (an encoder never writes more; a header claiming more is corrupt or hostile).
+MAX_BATCH = 1000          # images per bits-back batch
+MAX_DIRECT = 64           # images in the directly coded batch
+MAX_SIDE = 1024
+MAX_IMAGES_PER_PAYLOAD_BYTE = 512   # a coded image costs far more than 1/64 bit
 
 
 class ContainerError(ValueError):
     """The bytes are not a valid .vlae file (or were damaged)."""
 
 
+def default_mode(levels: int) -> str:
+    return "1" if levels == 2 else "L"
+
+
 @dataclass
 class Header:
     model_hash: str                       # hex prefix, 2*HASH_BYTES characters
     count: int
-    height: int = 28
-    width: int = 28
+    height: int = DEFAULT_SHAPE[0]
+    width: int = DEFAULT_SHAPE[1]
+    levels: int = 2
     model_name: str | None = None
     schedule: list[tuple[int, bool]] | None = None  # (batch size, bits-back?) in coding order
     names: list[str] | None = None
-    modes: list[str] = field(default_factory=list)  # '1' or 'L' per image ('' list = all '1')
-    crc32: int = 0
+    modes: list[str] = field(default_factory=list)  # one of MODES per image ([] = default)
     version: int = FORMAT_VERSION
-    default_shape: tuple[int, int] = (28, 28)
+    crc32: int = 0
+    _crc_base: int = 0                    # CRC32 of the header bytes and payload length
 
     def batches(self) -> list[tuple[int, bool]]:
         return self.schedule if self.schedule is not None else [(self.count, False)]
 
     def image_modes(self) -> list[str]:
-        return self.modes or ["1"] * self.count
+        return self.modes or [default_mode(self.levels)] * self.count
+
+    def verify(self, images: Iterable[np.ndarray]) -> None:
+        """Check the decoded pixels (and with them the whole file) against the CRC."""
+        if pixels_crc32(images, self._crc_base) != self.crc32:
+            raise ContainerError("file is corrupt (CRC32 of header, length and pixels does not match)")
 
 
 # ------------------------------------------------------------------ varints
@@ -86,28 +113,28 @@ def put_varint(out: bytearray, n: int) -> None:
 
 
 class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
+    def __init__(self, data: bytes, end: int):
+        self.data, self.pos, self.end = data, 0, end
 
     def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
+        if n < 0 or self.pos + n > self.end:
             raise ContainerError("file is truncated (header ends early)")
         b = self.data[self.pos:self.pos + n]
         self.pos += n
         return b
 
-    def varint(self, limit: int = 1 << 40) -> int:
+    def varint(self, limit: int) -> int:
         n = shift = 0
         while True:
             b = self.take(1)[0]
             n |= (b & 0x7F) << shift
-            if n > limit:
+            if n > limit or shift > 63:
                 raise ContainerError("corrupt header (a field is implausibly large)")
             if not b & 0x80:
                 return n
             shift += 7
 
-    def string(self, limit: int = 1 << 20) -> str:
+    def string(self, limit: int = MAX_NAME_BYTES) -> str:
         n = self.varint(limit)
         try:
             return self.take(n).decode("utf-8")
@@ -128,7 +155,8 @@ def _encode_names(out: bytearray, names: list[str]) -> None:
         prefix, digits, suffix = m.groups()
         start, width = int(digits), len(digits)
         expected = [f"{prefix}{start + i:0{width}d}{suffix}" for i in range(len(names))]
-        if expected == list(names) and width <= 64 and start < 1 << 40:
+        if (expected == list(names) and width <= 64 and start < 1 << 40
+                and max(len(prefix.encode()), len(suffix.encode())) <= MAX_NAME_BYTES):
             out.append(NAMES_PATTERN)
             for s in (prefix, suffix):
                 b = s.encode()
@@ -147,12 +175,17 @@ def _decode_names(r: _Reader, count: int) -> list[str]:
     kind = r.take(1)[0]
     if kind == NAMES_PATTERN:
         prefix, suffix = r.string(), r.string()
-        width, start = r.varint(64), r.varint()
+        width, start = r.varint(64), r.varint(1 << 40)
         return [f"{prefix}{start + i:0{width}d}{suffix}" for i in range(count)]
     if kind == NAMES_LIST:
-        blob = r.take(r.varint())
+        blob = r.take(r.varint(r.end))
+        limit = count * (MAX_NAME_BYTES + 1)
+        d = zlib.decompressobj()
         try:
-            names = zlib.decompress(blob).decode("utf-8").split("\n")
+            raw = d.decompress(blob, limit)
+            if d.unconsumed_tail or not d.eof:
+                raise ContainerError("corrupt header (file names too long or damaged)")
+            names = raw.decode("utf-8").split("\n")
         except (zlib.error, UnicodeDecodeError):
             raise ContainerError("corrupt header (file names)") from None
         if len(names) != count:
@@ -161,105 +194,144 @@ def _decode_names(r: _Reader, count: int) -> list[str]:
     raise ContainerError("corrupt header (unknown names encoding)")
 
 
+def validate_name(name: str) -> None:
+    if "\n" in name or len(name.encode()) > MAX_NAME_BYTES:
+        raise ContainerError(f"file name {name[:40]!r} is too long or holds a newline")
+
+
 # ------------------------------------------------------------------ pack / unpack
 
-def pack(h: Header, payload: bytes) -> bytes:
+def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
+    """Header + payload; the final CRC also covers ``pixels`` (the images as coded)."""
     if len(h.model_hash) < 2 * HASH_BYTES:
         raise ValueError("model hash prefix too short")
-    if h.names is not None and any("\n" in n for n in h.names):
-        raise ValueError("file names may not contain newlines")
     modes = h.image_modes()
-    if len(modes) != h.count:
-        raise ValueError("one mode per image expected")
-    ext = 0
-    if (h.height, h.width) != tuple(h.default_shape):
-        ext |= EXT_SHAPE
-    if all(m == "L" for m in modes) and h.count:
-        ext |= EXT_MODES_L
-    elif any(m == "L" for m in modes):
-        ext |= EXT_MODES_MIXED
-    flags = ((FLAG_NAME if h.model_name else 0) | (FLAG_SCHED if h.schedule is not None else 0)
-             | (FLAG_NAMES if h.names is not None else 0) | (FLAG_EXT if ext else 0))
+    if len(modes) != h.count or any(m not in MODES for m in modes):
+        raise ContainerError(f"one mode per image expected, each one of {', '.join(MODES)}")
+    if h.names is not None:
+        if len(h.names) != h.count:
+            raise ContainerError("one name per image expected")
+        for n in h.names:
+            validate_name(n)
+    default = default_mode(h.levels)
+    ext = ((X_NAME if h.model_name else 0) | (X_SHAPE if (h.height, h.width) != DEFAULT_SHAPE else 0)
+           | (X_LEVELS if h.levels != 2 else 0) | (X_MODES if any(m != default for m in modes) else 0))
+    flags = ((F_MULTI if h.count > 1 else 0) | (F_SCHED if h.schedule is not None else 0)
+             | (F_NAMES if h.names is not None else 0) | (F_EXT if ext else 0))
     out = bytearray(MAGIC)
-    out.append((h.version << 4) | flags)
+    out.append((FORMAT_VERSION << 4) | flags)
     if ext:
         out.append(ext)
     out += bytes.fromhex(h.model_hash[:2 * HASH_BYTES])
     if h.model_name:
         b = h.model_name.encode()
+        if len(b) > MAX_NAME_BYTES:
+            raise ValueError("model name too long")
         put_varint(out, len(b))
         out += b
-    put_varint(out, h.count)
-    if ext & EXT_SHAPE:
+    if h.count > 1:
+        put_varint(out, h.count)
+    if ext & X_SHAPE:
         put_varint(out, h.height)
         put_varint(out, h.width)
-    if ext & EXT_MODES_MIXED:
-        mask = 0
-        for i, m in enumerate(modes):
-            mask |= (m == "L") << i
-        out += mask.to_bytes((h.count + 7) // 8, "little")
+    if ext & X_LEVELS:
+        put_varint(out, h.levels)
+    if ext & X_MODES:
+        codes = [MODES.index(m) for m in modes]
+        if len(set(codes)) == 1:
+            out += bytes([MODES_ALL_SAME, codes[0]])
+        else:
+            out.append(MODES_EACH)
+            packed = 0
+            for i, c in enumerate(codes):
+                packed |= c << (2 * i)
+            out += packed.to_bytes((h.count + 3) // 4, "little")
     if h.schedule is not None:
-        if sum(s for s, _ in h.schedule) != h.count:
-            raise ValueError("schedule does not cover every image")
+        if sum(s for s, _ in h.schedule) != h.count or h.schedule[0][1] or not all(bb for _, bb in h.schedule[1:]):
+            raise ValueError("schedule must be one direct batch, then bits-back batches, covering every image")
         put_varint(out, len(h.schedule))
-        for size, bits_back in h.schedule:
-            put_varint(out, (size << 1) | int(bits_back))
+        for size, _ in h.schedule:
+            put_varint(out, size)
     if h.names is not None:
-        if len(h.names) != h.count:
-            raise ValueError("one name per image expected")
         _encode_names(out, list(h.names))
-    out += struct.pack("<I", h.crc32 & 0xFFFFFFFF)
+    if h.count > 1:
+        out += struct.pack("<I", zlib.crc32(out))
+    base = zlib.crc32(struct.pack("<Q", len(payload)), zlib.crc32(out))
+    out += struct.pack("<I", pixels_crc32(pixels, base))
     return bytes(out) + payload
 
 
-def unpack(data: bytes, default_shape: tuple[int, int] = (28, 28)) -> tuple[Header, bytes]:
-    """Parse the header; returns it with the payload bytes. Raises ContainerError."""
+def unpack(data: bytes) -> tuple[Header, bytes]:
+    """Parse and bound-check the header; returns it with the payload. Raises ContainerError."""
     if len(data) < 3 or data[:2] != MAGIC:
         raise ContainerError("not a .vlae file (bad magic number)")
-    r = _Reader(data)
-    r.take(2)
-    vf = r.take(1)[0]
-    version, flags = vf >> 4, vf & 0x0F
+    version, flags = data[2] >> 4, data[2] & 0x0F
     if version != FORMAT_VERSION:
-        raise ContainerError(f"unsupported .vlae format version {version} (this vlaecodec reads "
-                             f"version {FORMAT_VERSION})")
-    ext = r.take(1)[0] if flags & FLAG_EXT else 0
-    if ext & ~(EXT_SHAPE | EXT_MODES_L | EXT_MODES_MIXED) or (ext & EXT_MODES_L and ext & EXT_MODES_MIXED):
+        who = "vlaecodec 0.1" if version == 1 else "an unknown writer"
+        raise ContainerError(f"this .vlae file uses format version {version} (written by {who}); "
+                             f"this vlaecodec reads version {FORMAT_VERSION} only")
+    r = _Reader(data, len(data))
+    r.take(3)
+    ext = r.take(1)[0] if flags & F_EXT else 0
+    if ext & ~(X_NAME | X_SHAPE | X_LEVELS | X_MODES) or (flags & F_EXT and not ext):
         raise ContainerError("corrupt header (unknown flags)")
     model_hash = r.take(HASH_BYTES).hex()
-    model_name = r.string(256) if flags & FLAG_NAME else None
-    count = r.varint(1 << 32)
-    if count == 0:
-        raise ContainerError("corrupt header (no images)")
-    height, width = default_shape
-    if ext & EXT_SHAPE:
-        height, width = r.varint(1 << 16), r.varint(1 << 16)
+    model_name = r.string() if ext & X_NAME else None
+    # The payload is at least everything after the CRC(s); bound the count by it.
+    payload_max = len(data) - r.pos
+    count = r.varint(MAX_IMAGES_PER_PAYLOAD_BYTE * payload_max + MAX_DIRECT) if flags & F_MULTI else 1
+    if flags & F_MULTI and count < 2:
+        raise ContainerError("corrupt header (image count)")
+    height, width = DEFAULT_SHAPE
+    if ext & X_SHAPE:
+        height, width = r.varint(MAX_SIDE), r.varint(MAX_SIDE)
+        if not height or not width:
+            raise ContainerError("corrupt header (image size)")
+    levels = r.varint(256) if ext & X_LEVELS else 2
+    if levels not in (2, 256):
+        raise ContainerError("corrupt header (pixel levels)")
     modes: list[str] = []
-    if ext & EXT_MODES_L:
-        modes = ["L"] * count
-    elif ext & EXT_MODES_MIXED:
-        mask = int.from_bytes(r.take((count + 7) // 8), "little")
-        modes = ["L" if mask >> i & 1 else "1" for i in range(count)]
+    if ext & X_MODES:
+        kind = r.take(1)[0]
+        if kind == MODES_ALL_SAME:
+            code = r.take(1)[0]
+            if code >= len(MODES):
+                raise ContainerError("corrupt header (image mode)")
+            modes = [MODES[code]] * count
+        elif kind == MODES_EACH:
+            packed = int.from_bytes(r.take((count + 3) // 4), "little")
+            codes = [(packed >> (2 * i)) & 3 for i in range(count)]
+            if max(codes) >= len(MODES):
+                raise ContainerError("corrupt header (image mode)")
+            modes = [MODES[c] for c in codes]
+        else:
+            raise ContainerError("corrupt header (image modes)")
     schedule = None
-    if flags & FLAG_SCHED:
+    if flags & F_SCHED:
         n = r.varint(count)
-        schedule = []
-        for _ in range(n):
-            v = r.varint(2 * count + 1)
-            schedule.append((v >> 1, bool(v & 1)))
-        if sum(s for s, _ in schedule) != count or any(s == 0 for s, _ in schedule):
+        sizes = [r.varint(MAX_BATCH) for _ in range(n)]
+        if (n < 2 or sum(sizes) != count or any(s == 0 for s in sizes) or sizes[0] > MAX_DIRECT):
             raise ContainerError("corrupt header (batch schedule)")
-    names = _decode_names(r, count) if flags & FLAG_NAMES else None
+        schedule = [(s, i > 0) for i, s in enumerate(sizes)]
+    elif count > MAX_DIRECT:
+        raise ContainerError("corrupt header (too many directly coded images)")
+    names = _decode_names(r, count) if flags & F_NAMES else None
+    if flags & F_MULTI:
+        head = r.pos
+        if struct.unpack("<I", r.take(4))[0] != zlib.crc32(data[:head]):
+            raise ContainerError("file is corrupt (header CRC32 does not match)")
     crc = struct.unpack("<I", r.take(4))[0]
-    h = Header(model_hash=model_hash, count=count, height=height, width=width, model_name=model_name,
-               schedule=schedule, names=names, modes=modes, crc32=crc, version=version,
-               default_shape=default_shape)
-    return h, data[r.pos:]
+    payload = data[r.pos:]
+    base = zlib.crc32(struct.pack("<Q", len(payload)), zlib.crc32(data[:r.pos - 4]))
+    h = Header(model_hash=model_hash, count=count, height=height, width=width, levels=levels,
+               model_name=model_name, schedule=schedule, names=names, modes=modes, version=version,
+               crc32=crc, _crc_base=base)
+    return h, payload
 
 
-def pixels_crc32(chunks) -> int:
-    """CRC32 over the decoded pixels (an iterable of uint8 buffers, in image order)."""
-    c = 0
+def pixels_crc32(chunks: Iterable[np.ndarray | bytes], start: int = 0) -> int:
+    """CRC32 over the decoded pixels (uint8 buffers, in image order), continuing ``start``."""
+    c = start
     for b in chunks:
-        c = zlib.crc32(b, c)
+        c = zlib.crc32(b if isinstance(b, bytes) else np.ascontiguousarray(b, dtype=np.uint8).tobytes(), c)
     return c

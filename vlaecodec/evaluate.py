@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .vlae import gaussian_log_prob
+from .vlae import VLAE, gaussian_log_prob
 from .zoo import LoadedModel
 
 Progress = Callable[[int], None] | None
@@ -51,14 +51,15 @@ def _as_tensor(images: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(x.astype(np.int64, copy=False))
 
 
-def evaluate(loaded: LoadedModel, images: np.ndarray, *, iwae_k: int = 0, batch_size: int = 500,
+def evaluate(loaded: "LoadedModel | VLAE", images: np.ndarray, *, iwae_k: int = 0, batch_size: int = 500,
              seed: int = 0, progress: Progress = None) -> dict[str, Any]:
     """-ELBO (single seeded sample per image), its rec/KL split and optionally the
-    IWAE NLL with ``iwae_k`` samples, averaged over ``images`` (uint8 (N, H, W)).
+    IWAE NLL with ``iwae_k`` samples, averaged over ``images`` (uint8 (N, H, W)), for
+    the float model (an installed model's frozen-from checkpoint, or a VLAE).
 
     ``progress(n)`` is called with the number of images finished in the current pass
     (the ELBO pass, then the IWAE pass if any)."""
-    model = loaded.model
+    model = loaded.float_model() if isinstance(loaded, LoadedModel) else loaded
     x_all = _as_tensor(images, model.cfg.image_size)
     n = len(x_all)
     if n == 0:
@@ -115,6 +116,6 @@ def evaluate(loaded: LoadedModel, images: np.ndarray, *, iwae_k: int = 0, batch_
     }
 
 
-def neg_elbo_bits_per_dim(loaded: LoadedModel, images: np.ndarray) -> float:
+def neg_elbo_bits_per_dim(loaded: "LoadedModel | VLAE", images: np.ndarray) -> float:
     """The model's -ELBO on ``images`` in bits/dim (seed 0): what a chained file should reach."""
     return float(evaluate(loaded, images)["neg_elbo_bpd"])

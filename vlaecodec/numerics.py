@@ -1,90 +1,158 @@
-"""Everything that makes the encoder and the decoder compute identical numbers.
+"""Exact arithmetic: everything that makes the encoder and the decoder compute the
+same numbers, on every machine.
 
-Rules (see DESIGN.md): coding runs on CPU in float32 under one fixed policy; every
-probability used for coding is computed by the same function with the same shapes on
-both sides; probabilities reach the entropy coders either as float64 copies of those
-float32 numbers (constriction) or as integers quantized here (arithmetic coder).
-This is the only module that sets torch backend flags.
+Why this module exists
+----------------------
+Bits-back decoding fails completely if the decoder's probabilities differ from the
+encoder's by one unit in the last place, and float kernels differ across CPUs (AVX-512,
+AVX2, SSE, NEON, oneDNN, MKL, OpenBLAS all round differently). So no float result that
+could round decides a coded symbol. Training is float; ``freeze.py`` turns a trained model
+into integers once, and the coding path computes with integers only (numpy, no torch).
+
+The arithmetic (the whole contract, in words)
+---------------------------------------------
+* **Fixed point.** An activation is an integer ``a`` meaning ``a * 2**-FRAC``. Arrays hold
+  these integers in float64, because numpy's float64 GEMM is fast (BLAS) while its
+  integer matmul is not, and float64 represents every integer below 2**53 exactly.
+* **Layers.** ``y = W x + b`` is ``acc = X @ Wq + bq`` followed by ``rescale(acc, s)``:
+  ``floor(acc * 2**-s + 1/2)`` (a rounding right shift) clipped to ``[-ACT_LIMIT,
+  ACT_LIMIT]``. With ``|x| <= 2**19``, ``|Wq| <= 2**15`` and fan-in below 2**18, every
+  partial sum is an integer below 2**52, so each addition inside the GEMM is exact *in any
+  order, blocked or not, with or without FMA*: the result is the same integer on every
+  IEEE-754 machine, any BLAS, any thread count. Multiplying by a power of two, adding
+  1/2 and ``floor`` are exact too. ``freeze.py`` checks the fan-in bound per layer.
+* **Nonlinearities** are frozen lookup tables indexed by those integers (ELU, the pixel
+  sigmoid, exp(-log sigma), the Gaussian CDF). They are computed once at freeze time and
+  stored in the model file, so no exp/log/erf is evaluated at coding time.
+* **Probabilities** reach the entropy coders as integer frequencies: the arithmetic coder
+  takes them as Python ints; constriction takes them as integer-valued float64 arrays,
+  which its ``perfect=False`` models turn into fixed-point by sums, one division and
+  multiplications (basic IEEE operations, identical everywhere).
+
+Latents
+-------
+Bits-back codes z on a uniform grid ``z = k * LATENT_STEP`` (a power of two, frozen per
+model), ``|k| <= K``. The posterior N(mu, sigma) and the prior N(m, 1) become integer
+frequency tables over the 2K+1 grid cells by differencing the CDF table at the cell
+edges, whose standardized positions are computed in fixed point.
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator
+import math
 
 import numpy as np
-import torch
 
-# Latent grid for bits-back coding: z = k * LATENT_STEP, k in [-LATENT_MAX_INDEX, LATENT_MAX_INDEX].
-# A power-of-two step keeps k * step exact in float32. 2**-7 is far finer than the
-# posterior standard deviations of a trained model (so the discretized rate tracks the
-# continuous ELBO), and +-8 prior standard deviations covers the prior.
-LATENT_STEP = 2.0 ** -7
-LATENT_MAX_INDEX = 8 * 2 ** 7
+FRAC = 12                  # fractional bits of every activation
+ONE = 1 << FRAC
+ACT_LIMIT = float(1 << 19)  # saturation: |activation| <= 128.0
+WEIGHT_BITS = 15           # |quantized weight| <= 2**15
+EXACT_LIMIT = 2.0 ** 52    # every partial sum must stay below this
 
-# The arithmetic coder (chain starts) codes binary pixels with 16-bit frequencies.
-PIXEL_FREQ_BITS = 16
+# Lookup-table ranges (in units of 2**-FRAC).
+ELU_RANGE = 16 * ONE       # exp(-16) - 1 rounds to -1 at FRAC bits
+SIGMOID_RANGE = 16 * ONE   # pixel logits are clipped to +-16
+PHI_RANGE = 8 * ONE        # standardized CDF arguments are clipped to +-8
+LOG_STD_MIN, LOG_STD_MAX = -7 * ONE, 2 * ONE   # the encoder's clamp, as in vlae.py
 
-# One thread: results must not depend on how many cores the decoding machine has.
-CODING_THREADS = 1
-
-
-def _fix_backend_flags() -> None:
-    # TF32 would change float32 matmul results on GPUs; coding must never see it.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.set_float32_matmul_precision("highest")
+PIXEL_FREQ_BITS = 16       # binary pixel frequencies: P(x=1) = f / 2**16, 1 <= f < 2**16
+CDF_BITS = 24              # Gaussian CDF table resolution
+INV_SIGMA_FRAC = 16        # 1/sigma is stored with 16 fractional bits
 
 
-@contextlib.contextmanager
-def coding_context() -> Iterator[None]:
-    """The fixed runtime for anything that produces coding probabilities."""
-    _fix_backend_flags()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(CODING_THREADS)
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        torch.set_num_threads(threads)
+# --------------------------------------------------------------- primitives
+
+def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
+    """Rounding right shift by ``shift`` bits with saturation, in place; exact."""
+    if shift:
+        acc *= 2.0 ** -shift
+    acc += 0.5
+    np.floor(acc, out=acc)
+    np.clip(acc, -ACT_LIMIT, ACT_LIMIT, out=acc)
+    return acc
 
 
-def latent_values(k: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Grid indices -> float32 latent values (exact)."""
-    k = torch.as_tensor(k)
-    return k.to(torch.float32) * LATENT_STEP
+def lookup(table: np.ndarray, v: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """table[clip(v, lo, hi) - lo] for integer-valued float arrays ``v``."""
+    idx = np.clip(v, lo, hi)
+    idx -= lo
+    return table[idx.astype(np.intp)]
 
 
-def scaled_gaussian(mean: torch.Tensor, std: torch.Tensor | float) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian parameters in units of the latent grid, as float64 for constriction."""
-    m = mean.detach().to(torch.float64).numpy().ravel() / LATENT_STEP
-    if isinstance(std, float):
-        s = np.full_like(m, std / LATENT_STEP)
-    else:
-        s = std.detach().to(torch.float64).numpy().ravel() / LATENT_STEP
-    return m, s
+def elu(y: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """ELU in fixed point: y for y >= 0, the frozen table below 0 (saturating at -1)."""
+    return np.maximum(y, 0.0) + lookup(table, y, -ELU_RANGE, 0)
 
 
-def bernoulli_p1(logits: torch.Tensor) -> np.ndarray:
-    """P(pixel = 1) from a (B, 1) logit tensor, float64 copy of the float32 sigmoid."""
-    return torch.sigmoid(logits[:, 0]).to(torch.float64).numpy()
+# -------------------------------------------------------- frozen tables
+# Built with float math once, at freeze time, and stored in the model file: the coding
+# path only indexes them. (Building them on each machine could differ in a last bit.)
 
-
-def quantize_p0(p1: np.ndarray) -> np.ndarray:
-    """Integer frequency of symbol 0 out of 2**PIXEL_FREQ_BITS, never 0 or the total."""
+def build_tables() -> dict[str, np.ndarray]:
+    j = np.arange(-ELU_RANGE, 1, dtype=np.float64)
+    elu_t = np.rint(np.expm1(j / ONE) * ONE)
+    s = np.arange(-SIGMOID_RANGE, SIGMOID_RANGE + 1, dtype=np.float64) / ONE
     total = 1 << PIXEL_FREQ_BITS
-    return np.clip(np.rint((1.0 - p1) * total), 1, total - 1).astype(np.int64)
+    sig = np.clip(np.rint(total / (1.0 + np.exp(-s))), 1, total - 1)
+    u = np.arange(-PHI_RANGE, PHI_RANGE + 1, dtype=np.float64) / ONE
+    phi = np.rint(0.5 * np.array([math.erfc(-v / math.sqrt(2)) for v in u]) * (1 << CDF_BITS))
+    ls = np.arange(LOG_STD_MIN, LOG_STD_MAX + 1, dtype=np.float64) / ONE
+    inv_sigma = np.rint(np.exp(-ls) * (1 << INV_SIGMA_FRAC))
+    return {"lut.elu": elu_t.astype(np.int32), "lut.sigmoid": sig.astype(np.int32),
+            "lut.phi": phi.astype(np.int32), "lut.inv_sigma": inv_sigma.astype(np.int32)}
 
 
-def equal_mass_offsets(n_bins: int) -> torch.Tensor:
-    """Medians of n equal-mass bins of N(0, 1), float32: the representative latent
-    offsets for direct (non-bits-back) coding of one dimension with n bins."""
-    if n_bins == 1:
-        return torch.zeros(1)
-    u = (torch.arange(n_bins, dtype=torch.float64) + 0.5) / n_bins
-    return torch.special.ndtri(u).to(torch.float32)
+def check_tables(t: dict[str, np.ndarray]) -> None:
+    """Shape and sanity checks a loaded model's tables must pass."""
+    want = {"lut.elu": ELU_RANGE + 1, "lut.sigmoid": 2 * SIGMOID_RANGE + 1,
+            "lut.phi": 2 * PHI_RANGE + 1, "lut.inv_sigma": LOG_STD_MAX - LOG_STD_MIN + 1}
+    for k, n in want.items():
+        a = t.get(k)
+        if a is None or a.shape != (n,):
+            raise ValueError(f"lookup table {k} is missing or has the wrong size")
+    if np.any(np.diff(t["lut.phi"]) < 0) or t["lut.phi"][0] < 0 or t["lut.phi"][-1] > 1 << CDF_BITS:
+        raise ValueError("lookup table lut.phi is not a CDF")
+    sig = t["lut.sigmoid"]
+    if sig.min() < 1 or sig.max() >= 1 << PIXEL_FREQ_BITS:
+        raise ValueError("lookup table lut.sigmoid is out of range")
 
 
-def equal_mass_bin(x: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Index of the equal-mass N(0,1) bin containing x (encoder-side choice only)."""
-    u = torch.special.ndtr(x.to(torch.float64))
-    return torch.clamp((u * n_bins).floor().long(), 0, n_bins - 1)
+# --------------------------------------------------------------- latents
+
+class LatentGrid:
+    """z = k * step for |k| <= K (step = 2**step_log2), with integer CDF tables for
+    the posterior N(mu, sigma) and the prior N(m, 1) over the 2K+1 cells."""
+
+    def __init__(self, step_log2: int, max_index: int, phi: np.ndarray, inv_sigma: np.ndarray):
+        if not -FRAC + 1 <= step_log2 <= 0 or not 1 <= max_index <= 1 << 16:
+            raise ValueError("latent grid out of range")
+        self.step_log2, self.K = step_log2, max_index
+        self.unit = float(1 << (FRAC + step_log2))   # one grid step in fixed point
+        k = np.arange(-max_index, max_index, dtype=np.float64)
+        # Inner edges between cells k and k+1 at (k + 1/2) * step, in fixed point (exact).
+        self.edges = (2 * k + 1) * (self.unit / 2)
+        self.phi = phi.astype(np.float64)
+        self.inv_sigma = inv_sigma.astype(np.float64)
+        self.size = 2 * max_index + 1
+
+    def values(self, k: np.ndarray) -> np.ndarray:
+        """Grid indices -> fixed-point latents."""
+        return np.asarray(k, dtype=np.float64) * self.unit
+
+    def _freqs(self, u: np.ndarray) -> np.ndarray:
+        """Standardized edge positions (..., 2K) -> integer frequencies (..., 2K+1)."""
+        cdf = lookup(self.phi, u, -PHI_RANGE, PHI_RANGE)
+        out = np.empty(cdf.shape[:-1] + (self.size,))
+        out[..., 0] = cdf[..., 0]
+        np.subtract(cdf[..., 1:], cdf[..., :-1], out=out[..., 1:-1])
+        out[..., -1] = float(1 << CDF_BITS) - cdf[..., -1]
+        return out
+
+    def posterior_freqs(self, mean: np.ndarray, log_std: np.ndarray) -> np.ndarray:
+        """Frequencies of q(z|x) per cell: (N,) mean, log_std (fixed point) -> (N, 2K+1)."""
+        inv = lookup(self.inv_sigma, log_std, LOG_STD_MIN, LOG_STD_MAX)
+        u = (self.edges[None, :] - mean[:, None]) * inv[:, None]   # < 2**17 * 2**27: exact
+        return self._freqs(rescale(u, INV_SIGMA_FRAC))
+
+    def prior_freqs(self, m: np.ndarray) -> np.ndarray:
+        """Frequencies of N(m, 1) per cell: (N,) conditional means -> (N, 2K+1)."""
+        return self._freqs(self.edges[None, :] - m[:, None])

@@ -150,107 +150,6 @@ def write_model_checkpoint(model: VLAE, path: Path, state: dict, **training: Any
     }, path)
 
 
-# ----------------------------------------------------------------- freezing
-
-def _direct_code_bytes(loaded: Any, images: np.ndarray) -> float:
-    """Mean bytes per image of the real direct (start-of-chain) code for these images,
-    coded as one arithmetic-coded batch; the codec's own functions do the coding."""
-    from . import codec
-    from . import numerics as nx
-    from .arith import ArithEncoder
-
-    with nx.coding_context():
-        encs = [ArithEncoder() for _ in images]
-        codec._encode_direct(codec._Side(loaded), images, encs)
-        return sum(len(e.finish()) for e in encs) / len(images)
-
-
-def freeze(run_checkpoint: Path, name: str, out_dir: Path, *, n_calib: int = 300, n_kl: int = 2000,
-           iwae_k: int = 64, test_limit: int | None = None,
-           log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> Path:
-    """Turn a training run's averaged weights into a shippable model: freeze its coding
-    tables, measure it on the test set and write ``<name>-<sha8>.pt`` plus ``<name>.json``.
-
-    Direct coding (the start of every chain, and single images) sends each latent
-    dimension as one of K_i equal-mass bins of its prior conditional. A dimension that
-    carries more KL on average deserves more bins; K_i = 1 sends nothing (z_i is set to
-    its conditional mean). The table is chosen among a few rules by measuring real
-    direct-code lengths on validation digits (not the test set).
-    """
-    import hashlib
-
-    from .evaluate import evaluate
-    from .zoo import LoadedModel
-
-    torch.manual_seed(0)  # the KL estimate below samples z
-    ck = torch.load(run_checkpoint, map_location="cpu", weights_only=False)
-    cfg = VLAEConfig.from_dict(ck["config"])
-    model = VLAE(cfg)
-    model.load_state_dict(ck["state_dict"])
-    model.eval()
-    valid = data.load_binarized_mnist("valid")
-    with torch.no_grad():
-        kl = model.elbo_terms(torch.from_numpy(valid[:n_kl]).long()).kl_dims.mean(0).clamp(min=0).double().numpy()
-    loaded = LoadedModel(name=name, sha256="0" * 64, model=model)
-    calib = valid[n_kl:n_kl + n_calib]
-    # Two candidate families, each judged by real code lengths: K_i = round(exp(KL_i + a)),
-    # and "the M dimensions with most KL get K bins each, the rest none".
-    candidates = [(f"exp(KL+{a:+.2f})", np.clip(np.rint(np.exp(kl + a)), 1, 4096).astype(int))
-                  for a in (0.0, 0.2, 0.25, 0.3, 0.4)]
-    order = np.argsort(-kl, kind="stable")
-    for m in (4, 8, 12, 16, 24, 32, 48):
-        for k in (2, 3, 4):
-            bins = np.ones(len(kl), int)
-            bins[order[:m]] = k
-            candidates.append((f"top {m} dims x {k} bins", bins))
-    best = None
-    for rule, bins in candidates:
-        loaded.coding = {"direct_bins": bins.tolist()}
-        size = _direct_code_bytes(loaded, calib)
-        log(f"direct bins {rule}: {int((bins > 1).sum())} dims sent, {size:.2f} bytes/image")
-        if best is None or size < best[0]:
-            best = (size, rule, bins)
-    size, rule, bins = best
-    loaded.coding = {"direct_bins": bins.tolist()}
-    test = data.load_binarized_mnist("test")[:test_limit]
-    log(f"evaluating on {len(test)} test images (IWAE k={iwae_k})")
-    metrics = evaluate(loaded, test, iwae_k=iwae_k)
-    training = dict(ck.get("training") or {})
-    training.pop("history", None)
-    payload = {
-        "format_version": FORMAT_VERSION,
-        "config": cfg.to_dict(),
-        "state_dict": ck["state_dict"],
-        "coding": {"direct_bins": bins.tolist(), "direct_bins_rule": rule,
-                   "direct_bytes_per_image_valid": round(size, 3)},
-        "metrics": {k: v for k, v in metrics.items() if v is not None},
-        "training": training,
-        "versions": library_versions(),
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{name}.pt.tmp"
-    torch.save(payload, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    final = out_dir / f"{name}-{digest[:8]}.pt"
-    os.replace(tmp, final)
-    manifest = {
-        "name": name, "file": final.name, "sha256": digest, "format_version": FORMAT_VERSION,
-        "architecture": "vlae", "config": cfg.to_dict(), "prior": cfg.prior,
-        "receptive_rows": cfg.receptive_rows,
-        "metrics": {"test_images": metrics["n"], "test_neg_elbo_nats": metrics["neg_elbo_nats"],
-                    "test_neg_elbo_bpd": metrics["neg_elbo_bpd"], "test_kl_nats": metrics["kl_nats"],
-                    "test_iwae_k": metrics["iwae_k"], "test_iwae_nll_nats": metrics["iwae_nll_nats"],
-                    "test_iwae_bpd": metrics["iwae_bpd"]},
-        "coding": {"direct_bins_rule": rule, "direct_dims_sent": int((bins > 1).sum()),
-                   "direct_bytes_per_image_valid": round(size, 3)},
-        "training": training,
-        "versions": library_versions(),
-    }
-    (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    log(f"wrote {final} ({final.stat().st_size / 1e6:.1f} MB) and {name}.json")
-    return final
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vlaecodec train", description=__doc__)
     p.add_argument("--preset", default="vlae-mnist")
@@ -268,21 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def freeze_main(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(prog="vlaecodec train freeze",
-                                description="Freeze a run's model.pt into models/: coding tables, test metrics, manifest.")
-    p.add_argument("checkpoint", help="a run's model.pt")
-    p.add_argument("--name", required=True, help="model name, e.g. vlae-mnist-v1")
-    p.add_argument("--out", default="models")
-    p.add_argument("--iwae-k", type=int, default=64)
-    p.add_argument("--test-limit", type=int)
-    a = p.parse_args(argv)
-    print(freeze(Path(a.checkpoint), a.name, Path(a.out), iwae_k=a.iwae_k, test_limit=a.test_limit))
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["freeze"]:
+        from .freeze import main as freeze_main
         return freeze_main(argv[1:])
     args = build_parser().parse_args(argv)
     cfg = preset(args.preset)

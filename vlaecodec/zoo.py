@@ -1,8 +1,15 @@
-"""Model name -> manifest -> hash-verified checkpoint -> model.
+"""Model name -> manifest -> hash-verified model file -> integer model (and, on request,
+the float model it was frozen from).
 
-Checkpoints ship inside the package (``vlaecodec.checkpoints``, the repo's ``models/``)
-because nothing may be fetched from a hub at run time. Every load checks the file's
-sha256 against its manifest and refuses a mismatch.
+Models ship inside the package (``vlaecodec.checkpoints``, the repo's ``models/``)
+because nothing may be fetched from a hub at run time. A model is two files:
+
+* ``<name>-<sha8>.npz``: the frozen integer coding model (numpy arrays, no pickles).
+  Its sha256 is the model's identity: every .vlae file names it by a prefix of it.
+* ``<name>-<sha8>.pt``: the float checkpoint it was frozen from (torch), used only to
+  evaluate the model's -ELBO; coding never loads it (nor torch).
+
+Every load checks the file's sha256 against the manifest and refuses a mismatch.
 """
 from __future__ import annotations
 
@@ -14,13 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .config import VLAEConfig
-from .vlae import VLAE
+from .intnet import IntVLAE, load_arrays
 
 DEFAULT_MODEL = "vlae-mnist-v1"
-CHECKPOINT_FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = 1   # the float .pt checkpoints written by train.py
 
 
 class ModelError(RuntimeError):
@@ -31,15 +36,23 @@ class ModelError(RuntimeError):
 class LoadedModel:
     name: str
     sha256: str
-    model: VLAE
+    net: IntVLAE
     manifest: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-    # Coding tables frozen with the weights (e.g. direct-coding bins per latent dim).
-    coding: dict[str, Any] = field(default_factory=dict)
+    _float: Any = None
 
     @property
     def config(self) -> VLAEConfig:
-        return self.model.cfg
+        return self.net.cfg
+
+    def float_model(self) -> Any:
+        """The float VLAE this model was frozen from (imports torch; for evaluation)."""
+        if self._float is None:
+            f, digest = self.manifest.get("float_file"), self.manifest.get("float_sha256")
+            if not f or self.path is None:
+                raise ModelError(f"{self.name}: no float checkpoint is recorded for this model")
+            self._float = load_float_checkpoint(self.path.parent / f, expected_sha256=digest)
+        return self._float
 
 
 def model_dirs() -> list[Path]:
@@ -64,7 +77,7 @@ def list_manifests() -> list[dict[str, Any]]:
                 m = json.loads(p.read_text())
             except (OSError, ValueError):
                 continue
-            if "name" in m and "file" in m and m["name"] not in seen:
+            if isinstance(m, dict) and "name" in m and "file" in m and "sha256" in m and m["name"] not in seen:
                 m["_dir"] = str(d)
                 seen.add(m["name"])
                 out.append(m)
@@ -75,59 +88,76 @@ def sha256_bytes(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-def model_from_checkpoint_bytes(raw: bytes, where: str) -> tuple[VLAE, dict[str, Any]]:
+def _read_verified(path: Path, expected_sha256: str | None) -> tuple[bytes, str]:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"cannot read model file {path}: {e.strerror}") from None
+    digest = sha256_bytes(raw)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ModelError(f"{path.name}: sha256 {digest[:16]}... does not match the manifest's "
+                         f"{expected_sha256[:16]}...; the file is corrupt or was replaced")
+    return raw, digest
+
+
+def load_model_file(path: str | os.PathLike, name: str | None = None, expected_sha256: str | None = None,
+                    manifest: dict[str, Any] | None = None) -> LoadedModel:
+    """Load an integer model file (.npz); if ``expected_sha256`` is given a mismatch is an error."""
+    path = Path(path)
+    raw, digest = _read_verified(path, expected_sha256)
+    try:
+        net = IntVLAE(load_arrays(io.BytesIO(raw)))
+    except Exception as e:  # noqa: BLE001 - any failure to read the arrays means a bad file
+        hint = " (a float .pt checkpoint? freeze it first: vlaecodec train freeze)" if path.suffix == ".pt" else ""
+        raise ModelError(f"{path.name}: not a vlaecodec integer model{hint} "
+                         f"({e.__class__.__name__}: {str(e)[:120]})") from None
+    return LoadedModel(name=name or net.meta.get("name") or path.stem, sha256=digest, net=net,
+                       manifest=manifest or {}, path=path)
+
+
+def load_float_checkpoint(path: str | os.PathLike, expected_sha256: str | None = None) -> Any:
+    """A float VLAE from a training checkpoint (.pt; imports torch)."""
+    import torch
+
+    from .vlae import VLAE
+
+    path = Path(path)
+    raw, _ = _read_verified(path, expected_sha256)
     try:
         ck = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise ModelError(f"{where}: not a readable vlaecodec checkpoint ({e.__class__.__name__})") from None
+        raise ModelError(f"{path.name}: not a readable vlaecodec checkpoint ({e.__class__.__name__})") from None
     if not isinstance(ck, dict):
-        raise ModelError(f"{where}: not a vlaecodec checkpoint (no checkpoint dictionary)")
+        raise ModelError(f"{path.name}: not a vlaecodec checkpoint (no checkpoint dictionary)")
     if ck.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-        raise ModelError(f"{where}: checkpoint format {ck.get('format_version')} is not supported "
+        raise ModelError(f"{path.name}: checkpoint format {ck.get('format_version')} is not supported "
                          f"(this vlaecodec reads format {CHECKPOINT_FORMAT_VERSION})")
     try:
         model = VLAE(VLAEConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError, NotImplementedError) as e:
-        raise ModelError(f"{where}: checkpoint is incomplete or does not match its config "
+        raise ModelError(f"{path.name}: checkpoint is incomplete or does not match its config "
                          f"({e.__class__.__name__}: {str(e)[:200]})") from None
-    return model.eval(), dict(ck.get("coding") or {})
-
-
-def load_checkpoint(path: str | os.PathLike, name: str | None = None, expected_sha256: str | None = None,
-                    manifest: dict[str, Any] | None = None) -> LoadedModel:
-    """Load a checkpoint file; if ``expected_sha256`` is given a mismatch is an error."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ModelError(f"cannot read checkpoint {path}: {e.strerror}") from None
-    digest = sha256_bytes(raw)
-    if expected_sha256 is not None and digest != expected_sha256:
-        raise ModelError(f"{path.name}: sha256 {digest[:16]}... does not match the manifest's "
-                         f"{expected_sha256[:16]}...; the checkpoint is corrupt or was replaced")
-    model, coding = model_from_checkpoint_bytes(raw, path.name)
-    return LoadedModel(name=name or path.stem, sha256=digest, model=model, manifest=manifest or {},
-                       path=path, coding=coding)
+    return model.eval()
 
 
 _CACHE: dict[str, LoadedModel] = {}
 
 
 def load_model(name_or_path: str | os.PathLike | None = None) -> LoadedModel:
-    """A shipped model by name (default: the newest default model) or a .pt path."""
+    """An installed model by name (default: the default model) or a model file's path."""
     key = str(name_or_path or DEFAULT_MODEL)
     if key in _CACHE:
         return _CACHE[key]
-    if key.endswith(".pt") or os.sep in key:
-        loaded = load_checkpoint(key)
+    if key.endswith((".npz", ".pt")) or os.sep in key:
+        loaded = load_model_file(key)
     else:
         manifests = {m["name"]: m for m in list_manifests()}
         if key not in manifests:
             known = ", ".join(sorted(manifests)) or "none installed"
             raise ModelError(f"unknown model {key!r} (available: {known})")
         m = manifests[key]
-        loaded = load_checkpoint(Path(m["_dir"]) / m["file"], name=m["name"],
+        loaded = load_model_file(Path(m["_dir"]) / m["file"], name=m["name"],
                                  expected_sha256=m["sha256"], manifest=m)
     _CACHE[key] = loaded
     return loaded
@@ -139,5 +169,5 @@ def find_by_hash(prefix_hex: str, name: str | None = None) -> LoadedModel:
     if not hits:
         who = f"model {name!r}" if name else "a model"
         raise ModelError(f"this file needs {who} with hash {prefix_hex}, which is not installed "
-                         f"(see `vlaecodec models`)")
+                         f"(see `vlaecodec models`; or pass the model file with --model)")
     return load_model(hits[0]["name"])

@@ -1,0 +1,285 @@
+"""The frozen VLAE in integer arithmetic (numpy only): what both coding sides run.
+
+Same architecture as ``vlae.py`` (see its diagram), every layer computed by the exact
+fixed-point rules of ``numerics.py``. Arrays are channel-last, ``(B, H, W, C)``.
+
+* ``posterior(x)``      -> q(z|x) mean and log-std (fixed point)
+* ``prior_means(z)``    -> m_i(z_<i) of the prior's conditionals N(m_i, 1)
+* ``pixel_freqs(x, z)`` -> P(x_t = 1 | x_<t, z) as 16-bit frequencies, all pixels at once
+* ``stepper(z)``        -> the same frequencies one pixel at a time, from causal windows
+
+The parallel pass and the stepper multiply the same integers by the same integer
+weights, so they agree exactly (sums of integers below 2**52 do not depend on order);
+``tests/test_intnet.py`` checks it with array equality. The encoder therefore codes
+with the parallel pass and only the decoder steps pixel by pixel.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import numerics as nx
+from .config import VLAEConfig
+
+INT_FORMAT = "vlaecodec-int"
+INT_FORMAT_VERSION = 1
+
+
+@dataclass
+class Dense:
+    """y = rescale(x @ w + b, shift): w is (fan_in, fan_out), everything integer-valued float64."""
+    w: np.ndarray
+    b: np.ndarray
+    shift: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        # One 2-D GEMM (numpy would loop over leading axes of an N-D matmul).
+        acc = x.reshape(-1, x.shape[-1]) @ self.w
+        acc += self.b
+        return nx.rescale(acc, self.shift).reshape(x.shape[:-1] + (self.w.shape[1],))
+
+
+def causal_offsets(kernel: int, mask_type: str) -> list[tuple[int, int]]:
+    """(row, col) offsets a masked kernel reads, in kernel raster order (as layers.py)."""
+    p = kernel // 2
+    return [(dr, dc) for dr in range(-p, 1) for dc in range(-p, p + 1)
+            if dr < 0 or dc < 0 or (dc == 0 and mask_type == "B")]
+
+
+def _conv_matrix(w: np.ndarray, taps: list[tuple[int, int]]) -> np.ndarray:
+    """torch conv weight (Cout, Cin, k, k) -> (taps * Cin, Cout), tap-major."""
+    p = w.shape[2] // 2
+    return np.concatenate([w[:, :, p + dr, p + dc].T for dr, dc in taps], axis=0)
+
+
+def _patches(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
+    """(B, H, W, C) -> (B, Ho, Wo, k*k*C) windows, tap-major (row, col, channel)."""
+    b, h, w, c = x.shape
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    cols = [xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
+            for i in range(k) for j in range(k)]
+    return np.concatenate(cols, axis=3)
+
+
+class IntVLAE:
+    """A frozen integer VLAE, built from the arrays of a model file."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        meta = json.loads(bytes(arrays["meta"]).decode())
+        if meta.get("format") != INT_FORMAT or meta.get("format_version") != INT_FORMAT_VERSION:
+            raise ValueError(f"not a {INT_FORMAT} v{INT_FORMAT_VERSION} model")
+        if meta.get("frac") != nx.FRAC:
+            raise ValueError("model was frozen with another fixed-point format")
+        self.meta = meta
+        self.cfg = cfg = VLAEConfig.from_dict(meta["config"])
+        tables = {k: arrays[k] for k in arrays if k.startswith("lut.")}
+        nx.check_tables(tables)
+        self.elu_t = tables["lut.elu"].astype(np.float64)
+        self.sig_t = tables["lut.sigmoid"].astype(np.float64)
+        lat = meta["latent"]
+        self.grid = nx.LatentGrid(lat["step_log2"], lat["max_index"], tables["lut.phi"], tables["lut.inv_sigma"])
+        shifts: dict[str, int] = meta["shifts"]
+
+        def w(name: str) -> np.ndarray:
+            return arrays[name + ".w"].astype(np.float64)
+
+        def dense(name: str, wm: np.ndarray | None = None) -> Dense:
+            wm = w(name).T if wm is None else wm
+            return Dense(np.ascontiguousarray(wm), arrays[name + ".b"].astype(np.float64), int(shifts[name]))
+
+        def conv(name: str) -> Dense:  # plain conv: (Cout, Cin, k, k) -> (k*k*Cin, Cout)
+            wt = w(name)
+            return dense(name, wt.transpose(2, 3, 1, 0).reshape(-1, wt.shape[0]))
+
+        self.levels = cfg.pixel_levels
+        self.size = cfg.image_size
+        self.side = -(-cfg.image_size // 4)
+        # Encoder. Its final linear reads torch's (C, 7, 7) flattening; we hold (7, 7, C).
+        self.enc_c1, self.enc_c2 = conv("enc.c1"), conv("enc.c2")
+        self.enc_blocks = [(conv(f"enc.b{i}.c1"), conv(f"enc.b{i}.c2")) for i in range(cfg.enc_blocks)]
+        wo = w("enc.out")
+        c2 = 2 * cfg.enc_channels
+        wo = wo.reshape(wo.shape[0], c2, self.side, self.side).transpose(0, 2, 3, 1).reshape(wo.shape[0], -1)
+        self.enc_out = dense("enc.out", wo.T)
+        # Prior (AR: mean-only MADE steps; factorized: none).
+        self.prior_steps = [(dense(f"prior.s{i}.l1"), dense(f"prior.s{i}.l2"))
+                            for i in range(cfg.prior_steps if cfg.prior == "ar" else 0)]
+        # z features: linear to a 7x7 map (rows reordered to channel-last), two transposed convs.
+        wl, bl = w("zf.lin"), arrays["zf.lin.b"].astype(np.float64)
+        d = cfg.dec_channels
+        order = np.arange(wl.shape[0]).reshape(d, self.side, self.side).transpose(1, 2, 0).ravel()
+        self.zf_lin = Dense(np.ascontiguousarray(wl[order].T), bl[order], int(shifts["zf.lin"]))
+        self.zf_up = []
+        for name in ("zf.up1", "zf.up2"):
+            wt = w(name)  # (Cin, Cout, 4, 4)
+            self.zf_up.append(Dense(np.ascontiguousarray(wt.transpose(0, 2, 3, 1).reshape(wt.shape[0], -1)),
+                                    arrays[name + ".b"].astype(np.float64), int(shifts[name])))
+        self.zf_proj = dense("zf.proj", w("zf.proj").reshape(cfg.pcnn_layers * cfg.pcnn_channels, -1).T)
+        # Local PixelCNN: masked convs as tap matrices (shared by the parallel pass and the stepper).
+        k = cfg.pcnn_kernel
+        self.taps_a, self.taps_b = causal_offsets(k, "A"), causal_offsets(k, "B")
+        self.pc_convs = [dense(f"pc.conv{i}", _conv_matrix(w(f"pc.conv{i}"), self.taps_a if i == 0 else self.taps_b))
+                         for i in range(cfg.pcnn_layers)]
+        self.pc_blocks = [(dense(f"pc.blk{i}.l1"), dense(f"pc.blk{i}.l2")) for i in range(cfg.pcnn_out_blocks)]
+        self.pc_head = dense("pc.head")
+        self.direct_bins = [int(b) for b in meta["direct"]["bins"]]
+        starts = np.concatenate([[0], np.cumsum(self.direct_bins)])
+        flat = arrays["direct.offsets"].astype(np.float64)
+        if len(flat) != starts[-1]:
+            raise ValueError("direct-coding offset table does not match its bins")
+        self.direct_offsets = [flat[starts[i]:starts[i + 1]] for i in range(len(self.direct_bins))]
+
+    # ------------------------------------------------------------ helpers
+    def elu(self, y: np.ndarray) -> np.ndarray:
+        return nx.elu(y, self.elu_t)
+
+    def pixel_input(self, x: np.ndarray) -> np.ndarray:
+        """Pixels 0..L-1 -> 2x - (L-1): odd integers in [-(L-1), L-1]; 0 means 'outside'.
+        (The float model's 1/(L-1) is folded into the first layers' weights.)"""
+        return 2.0 * x - (self.levels - 1)
+
+    # ------------------------------------------------------------ q(z|x)
+    def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x (B, H, W) integer pixels -> mean, log_std (B, D), fixed point."""
+        h = self.pixel_input(np.asarray(x, dtype=np.float64))[..., None]
+        h = self.elu(self.enc_c1(_patches(h, 3, 2, 1)))
+        h = self.elu(self.enc_c2(_patches(h, 3, 2, 1)))
+        for c1, c2 in self.enc_blocks:
+            r = c2(_patches(self.elu(c1(_patches(self.elu(h), 3, 1, 1))), 3, 1, 1))
+            h = np.clip(h + r, -nx.ACT_LIMIT, nx.ACT_LIMIT)
+        out = self.enc_out(self.elu(h).reshape(h.shape[0], -1))
+        d = self.cfg.latent_dim
+        return out[:, :d], np.clip(out[:, d:], nx.LOG_STD_MIN, nx.LOG_STD_MAX)
+
+    # ------------------------------------------------------------ p(z)
+    def prior_means(self, z: np.ndarray) -> np.ndarray:
+        """m(z) with m_i depending on z_<i only: masked weights are exact zeros, so
+        entries >= i of z may hold anything (a decoder passes zeros)."""
+        u, m = z, np.zeros_like(z)
+        for l1, l2 in self.prior_steps:
+            shift = l2(self.elu(l1(u)))
+            m = m + shift
+            u = u - shift
+        return m
+
+    # ------------------------------------------------------------ p(x|z)
+    def zfeatures(self, z: np.ndarray) -> np.ndarray:
+        """z (B, D) fixed point -> the upsampled map (B, H, W, zfeat) before projection."""
+        b, s = z.shape[0], self.side
+        h = self.elu(self.zf_lin(z)).reshape(b, s, s, -1)
+        for up in self.zf_up:
+            h = self.elu(self._conv_transpose(h, up))
+        return h[:, :self.size, :self.size, :]
+
+    @staticmethod
+    def _conv_transpose(x: np.ndarray, layer: Dense) -> np.ndarray:
+        """ConvTranspose2d(kernel 4, stride 2, padding 1) by scattering exact products."""
+        b, h, w, _ = x.shape
+        t = (x.reshape(-1, x.shape[-1]) @ layer.w).reshape(b, h, w, 4, 4, -1)
+        y = np.zeros((b, 2 * h + 2, 2 * w + 2, t.shape[-1]))
+        for ki in range(4):
+            for kj in range(4):
+                y[:, ki:ki + 2 * h:2, kj:kj + 2 * w:2, :] += t[:, :, :, ki, kj, :]
+        y = y[:, 1:2 * h + 1, 1:2 * w + 1, :] + layer.b
+        return nx.rescale(y, layer.shift)
+
+    def head(self, a: np.ndarray) -> np.ndarray:
+        """Per-pixel head: features (..., C) -> P(x=1) as 16-bit frequencies."""
+        for l1, l2 in self.pc_blocks:
+            a = np.clip(a + l2(self.elu(l1(self.elu(a)))), -nx.ACT_LIMIT, nx.ACT_LIMIT)
+        logit = self.pc_head(self.elu(a))[..., 0]
+        return nx.lookup(self.sig_t, logit, -nx.SIGMOID_RANGE, nx.SIGMOID_RANGE)
+
+    def _zc(self, hz: np.ndarray) -> np.ndarray:
+        """Project z features (..., zfeat) -> per-layer conditioning (..., L, C)."""
+        return self.zf_proj(hz).reshape(hz.shape[:-1] + (self.cfg.pcnn_layers, self.cfg.pcnn_channels))
+
+    def pixel_freqs(self, x: np.ndarray, z: np.ndarray, chunk: int = 64) -> np.ndarray:
+        """The parallel pass: frequencies of x_t = 1 for every pixel, (B, H*W) float64."""
+        out = []
+        for i in range(0, len(x), chunk):
+            xb = self.pixel_input(np.asarray(x[i:i + chunk], dtype=np.float64))[..., None]
+            zc = self._zc(self.zfeatures(z[i:i + chunk]))
+            a = None
+            for layer, conv in enumerate(self.pc_convs):
+                src = xb if layer == 0 else a
+                taps = self.taps_a if layer == 0 else self.taps_b
+                y = conv(self._shifted(src, taps)) + zc[..., layer, :]
+                y = self.elu(y)
+                a = y if layer == 0 else np.clip(a + y, -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            out.append(self.head(a).reshape(len(xb), -1))
+        return np.concatenate(out)
+
+    @staticmethod
+    def _shifted(x: np.ndarray, taps: list[tuple[int, int]]) -> np.ndarray:
+        """(B, H, W, C) -> (B, H, W, taps*C): the input at each causal offset, zero outside."""
+        b, h, w, c = x.shape
+        p = max(max(-dr, abs(dc)) for dr, dc in taps)
+        xp = np.pad(x, ((0, 0), (p, 0), (p, p), (0, 0)))
+        return np.concatenate([xp[:, p + dr:p + dr + h, p + dc:p + dc + w, :] for dr, dc in taps], axis=3)
+
+    def stepper(self, z: np.ndarray) -> "IntStepper":
+        return IntStepper(self, z)
+
+    # ------------------------------------------------------------ direct coding
+    def direct_latents(self, js: np.ndarray) -> np.ndarray:
+        """Latents of direct coding from bin indices (B, D): z_i = m_i(z_<i) + offset_i[j_i]."""
+        z = np.zeros(js.shape)
+        for i in range(js.shape[1]):
+            z[:, i] = self.prior_means(z)[:, i] + self.direct_offsets[i][js[:, i]]
+        return z
+
+
+class IntStepper:
+    """Pixel-by-pixel evaluation from causal windows (the decoder's hot loop).
+
+    Each layer's features live in a zero-padded (B, positions, C) buffer, so the causal
+    window of pixel t is one gather along the position axis; one small GEMM per layer
+    gives pixel t's features, exactly the integers the parallel pass computes there."""
+
+    def __init__(self, net: IntVLAE, z: np.ndarray):
+        cfg = net.cfg
+        self.net, self.b = net, z.shape[0]
+        h = net.zfeatures(z)                       # (B, H, W, zfeat)
+        height, width = h.shape[1:3]
+        p = cfg.pcnn_kernel // 2
+        wp = width + 2 * p
+        self.flat = np.array([(r + p) * wp + (c + p) for r in range(height) for c in range(width)])
+
+        def gather_index(taps: list[tuple[int, int]]) -> np.ndarray:
+            offs = np.array([dr * wp + dc for dr, dc in taps])
+            return self.flat[:, None] + offs[None, :]
+
+        self.idx_a, self.idx_b = gather_index(net.taps_a), gather_index(net.taps_b)
+        size = (height + 2 * p) * wp
+        c = cfg.pcnn_channels
+        self.x_buf = np.zeros((self.b, size))
+        self.a_buf = [np.zeros((self.b, size, c)) for _ in net.pc_convs]
+        self.hz = np.ascontiguousarray(h.reshape(self.b, height * width, -1).transpose(1, 0, 2))
+
+    def freqs(self, t: int) -> np.ndarray:
+        """Frequencies of x_t = 1 for all B images (reads only pixels < t)."""
+        net, pos = self.net, self.flat[t]
+        zc = net._zc(self.hz[t])                   # (B, L, C)
+        a = net.elu(net.pc_convs[0](self.x_buf[:, self.idx_a[t]]) + zc[:, 0])
+        self.a_buf[0][:, pos] = a
+        idx = self.idx_b[t]
+        for i in range(1, len(net.pc_convs)):
+            g = self.a_buf[i - 1][:, idx].reshape(self.b, -1)
+            a = np.clip(a + net.elu(net.pc_convs[i](g) + zc[:, i]), -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            self.a_buf[i][:, pos] = a
+        return net.head(a)
+
+    def set_pixel(self, t: int, values: np.ndarray) -> None:
+        """Record the (decoded or true) value of pixel t for all B images."""
+        self.x_buf[:, self.flat[t]] = self.net.pixel_input(np.asarray(values, dtype=np.float64))
+
+
+def load_arrays(source: Any) -> dict[str, np.ndarray]:
+    """Read a model file (.npz, no pickles) into a dict of arrays."""
+    with np.load(source, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
