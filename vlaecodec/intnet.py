@@ -16,7 +16,6 @@ with the parallel pass and only the decoder steps pixel by pixel.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,18 +27,32 @@ INT_FORMAT = "vlaecodec-int"
 INT_FORMAT_VERSION = 1
 
 
-@dataclass
 class Dense:
-    """y = rescale(x @ w + b, shift): w is (fan_in, fan_out), everything integer-valued float64."""
-    w: np.ndarray
-    b: np.ndarray
-    shift: int
+    """y = rescale(x @ w + b, shift): w is (fan_in, fan_out), everything integer-valued float64.
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        # One 2-D GEMM (numpy would loop over leading axes of an N-D matmul).
-        acc = x.reshape(-1, x.shape[-1]) @ self.w
-        acc += self.b
-        return nx.rescale(acc, self.shift).reshape(x.shape[:-1] + (self.w.shape[1],))
+    The rounding half of ``rescale`` is folded into the bias once, so a call is a GEMM
+    and three in-place passes: floor((acc + b + 2**(s-1)) * 2**-s) is exactly
+    floor((acc + b) * 2**-s + 1/2) (all terms are exact in float64)."""
+
+    def __init__(self, w: np.ndarray, b: np.ndarray, shift: int):
+        self.w, self.b, self.shift = np.ascontiguousarray(w), b, shift
+        self.b_round = b + (2.0 ** (shift - 1) if shift else 0.0)
+        self.scale = 2.0 ** -shift
+
+    def __call__(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """``extra``, if given, holds the last input columns separately (same as
+        concatenating it to ``x``; saves building the concatenation)."""
+        # 2-D GEMMs (numpy would loop over leading axes of an N-D matmul).
+        k = x.shape[-1]
+        acc = x.reshape(-1, k) @ (self.w if extra is None else self.w[:k])
+        if extra is not None:
+            acc += extra.reshape(-1, extra.shape[-1]) @ self.w[k:]
+        acc += self.b_round
+        if self.shift:
+            acc *= self.scale
+            np.floor(acc, out=acc)
+        np.clip(acc, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=acc)
+        return acc.reshape(x.shape[:-1] + (self.w.shape[1],))
 
 
 def causal_offsets(kernel: int, mask_type: str) -> list[tuple[int, int]]:
@@ -78,7 +91,7 @@ class IntVLAE:
         self.cfg = cfg = VLAEConfig.from_dict(meta["config"])
         tables = {k: arrays[k] for k in arrays if k.startswith("lut.")}
         nx.check_tables(tables)
-        self.elu_t = tables["lut.elu"].astype(np.float64)
+        self.elu_t = nx.elu_index_table(tables["lut.elu"])
         self.sig_t = tables["lut.sigmoid"].astype(np.float64)
         lat = meta["latent"]
         self.grid = nx.LatentGrid(lat["step_log2"], lat["max_index"], tables["lut.phi"], tables["lut.inv_sigma"])
@@ -118,12 +131,13 @@ class IntVLAE:
             wt = w(name)  # (Cin, Cout, 4, 4)
             self.zf_up.append(Dense(np.ascontiguousarray(wt.transpose(0, 2, 3, 1).reshape(wt.shape[0], -1)),
                                     arrays[name + ".b"].astype(np.float64), int(shifts[name])))
-        self.zf_proj = dense("zf.proj", w("zf.proj").reshape(cfg.pcnn_layers * cfg.pcnn_channels, -1).T)
         # Local PixelCNN: masked convs as tap matrices (shared by the parallel pass and the stepper).
         k = cfg.pcnn_kernel
         self.taps_a, self.taps_b = causal_offsets(k, "A"), causal_offsets(k, "B")
-        self.pc_convs = [dense(f"pc.conv{i}", _conv_matrix(w(f"pc.conv{i}"), self.taps_a if i == 0 else self.taps_b))
-                         for i in range(cfg.pcnn_layers)]
+        # Each layer's weights read [causal window, z feature at the pixel] (see freeze.py).
+        self.pc_convs = [dense(f"pc.conv{i}", np.concatenate(
+            [_conv_matrix(w(f"pc.conv{i}"), self.taps_a if i == 0 else self.taps_b), arrays[f"pc.conv{i}.wz"].astype(np.float64).T]))
+            for i in range(cfg.pcnn_layers)]
         self.pc_blocks = [(dense(f"pc.blk{i}.l1"), dense(f"pc.blk{i}.l2")) for i in range(cfg.pcnn_out_blocks)]
         self.pc_head = dense("pc.head")
         self.direct_bins = [int(b) for b in meta["direct"]["bins"]]
@@ -138,9 +152,9 @@ class IntVLAE:
         return nx.elu(y, self.elu_t)
 
     def pixel_input(self, x: np.ndarray) -> np.ndarray:
-        """Pixels 0..L-1 -> 2x - (L-1): odd integers in [-(L-1), L-1]; 0 means 'outside'.
+        """Pixels 0..L-1 -> (2x - (L-1)) in fixed point; 0 means 'outside the image'.
         (The float model's 1/(L-1) is folded into the first layers' weights.)"""
-        return 2.0 * x - (self.levels - 1)
+        return (2.0 * x - (self.levels - 1)) * nx.ONE
 
     # ------------------------------------------------------------ q(z|x)
     def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,22 +208,16 @@ class IntVLAE:
         logit = self.pc_head(self.elu(a))[..., 0]
         return nx.lookup(self.sig_t, logit, -nx.SIGMOID_RANGE, nx.SIGMOID_RANGE)
 
-    def _zc(self, hz: np.ndarray) -> np.ndarray:
-        """Project z features (..., zfeat) -> per-layer conditioning (..., L, C)."""
-        return self.zf_proj(hz).reshape(hz.shape[:-1] + (self.cfg.pcnn_layers, self.cfg.pcnn_channels))
-
-    def pixel_freqs(self, x: np.ndarray, z: np.ndarray, chunk: int = 64) -> np.ndarray:
+    def pixel_freqs(self, x: np.ndarray, z: np.ndarray, chunk: int = 32) -> np.ndarray:
         """The parallel pass: frequencies of x_t = 1 for every pixel, (B, H*W) float64."""
         out = []
         for i in range(0, len(x), chunk):
             xb = self.pixel_input(np.asarray(x[i:i + chunk], dtype=np.float64))[..., None]
-            zc = self._zc(self.zfeatures(z[i:i + chunk]))
+            hz = self.zfeatures(z[i:i + chunk])
             a = None
             for layer, conv in enumerate(self.pc_convs):
-                src = xb if layer == 0 else a
-                taps = self.taps_a if layer == 0 else self.taps_b
-                y = conv(self._shifted(src, taps)) + zc[..., layer, :]
-                y = self.elu(y)
+                src, taps = (xb, self.taps_a) if layer == 0 else (a, self.taps_b)
+                y = self.elu(conv(self._shifted(src, taps), hz))
                 a = y if layer == 0 else np.clip(a + y, -nx.ACT_LIMIT, nx.ACT_LIMIT)
             out.append(self.head(a).reshape(len(xb), -1))
         return np.concatenate(out)
@@ -237,9 +245,12 @@ class IntVLAE:
 class IntStepper:
     """Pixel-by-pixel evaluation from causal windows (the decoder's hot loop).
 
-    Each layer's features live in a zero-padded (B, positions, C) buffer, so the causal
-    window of pixel t is one gather along the position axis; one small GEMM per layer
-    gives pixel t's features, exactly the integers the parallel pass computes there."""
+    Each layer's features live in a ring of k//2 + 1 zero-padded rows, (B, rows * width,
+    C): enough for every causal tap, small enough to stay in cache. The window of pixel
+    t is one gather along the position axis and one small GEMM per layer gives pixel t's
+    features: exactly the integers the parallel pass computes there. Columns outside the
+    image are never written, so they read as the zero padding; the row above the first
+    one is a ring row not yet written, also zero."""
 
     def __init__(self, net: IntVLAE, z: np.ndarray):
         cfg = net.cfg
@@ -247,36 +258,45 @@ class IntStepper:
         h = net.zfeatures(z)                       # (B, H, W, zfeat)
         height, width = h.shape[1:3]
         p = cfg.pcnn_kernel // 2
-        wp = width + 2 * p
-        self.flat = np.array([(r + p) * wp + (c + p) for r in range(height) for c in range(width)])
+        rows, wp = p + 1, width + 2 * p
 
-        def gather_index(taps: list[tuple[int, int]]) -> np.ndarray:
-            offs = np.array([dr * wp + dc for dr, dc in taps])
-            return self.flat[:, None] + offs[None, :]
+        def slot(r: int, c: int) -> int:
+            return (r % rows) * wp + c + p
 
-        self.idx_a, self.idx_b = gather_index(net.taps_a), gather_index(net.taps_b)
-        size = (height + 2 * p) * wp
+        coords = [(r, c) for r in range(height) for c in range(width)]
+        self.pos = [slot(r, c) for r, c in coords]
+        self.idx_a = [np.array([slot(r + dr, c + dc) for dr, dc in net.taps_a]) for r, c in coords]
+        self.idx_b = [np.array([slot(r + dr, c + dc) for dr, dc in net.taps_b]) for r, c in coords]
         c = cfg.pcnn_channels
-        self.x_buf = np.zeros((self.b, size))
-        self.a_buf = [np.zeros((self.b, size, c)) for _ in net.pc_convs]
+        self.x_buf = np.zeros((self.b, rows * wp))
+        self.a_buf = [np.zeros((self.b, rows * wp, c)) for _ in net.pc_convs]
         self.hz = np.ascontiguousarray(h.reshape(self.b, height * width, -1).transpose(1, 0, 2))
+        self.c = c
+        zf = h.shape[3]
+        # Input rows of the layers' GEMMs, [window, z feature], reused every step.
+        self.win = [np.zeros((self.b, len(net.taps_a) + zf)), np.zeros((self.b, len(net.taps_b) * c + zf))]
 
     def freqs(self, t: int) -> np.ndarray:
         """Frequencies of x_t = 1 for all B images (reads only pixels < t)."""
-        net, pos = self.net, self.flat[t]
-        zc = net._zc(self.hz[t])                   # (B, L, C)
-        a = net.elu(net.pc_convs[0](self.x_buf[:, self.idx_a[t]]) + zc[:, 0])
+        net, pos, hz, win = self.net, self.pos[t], self.hz[t], self.win
+        na = len(net.taps_a)
+        win[0][:, :na] = self.x_buf[:, self.idx_a[t]]
+        win[0][:, na:] = hz
+        a = net.elu(net.pc_convs[0](win[0]))
         self.a_buf[0][:, pos] = a
-        idx = self.idx_b[t]
+        idx, k = self.idx_b[t], len(net.taps_b) * self.c
+        w = win[1]
+        w[:, k:] = hz
         for i in range(1, len(net.pc_convs)):
-            g = self.a_buf[i - 1][:, idx].reshape(self.b, -1)
-            a = np.clip(a + net.elu(net.pc_convs[i](g) + zc[:, i]), -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            w[:, :k] = self.a_buf[i - 1][:, idx].reshape(self.b, -1)
+            a = a + net.elu(net.pc_convs[i](w))
+            np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
             self.a_buf[i][:, pos] = a
         return net.head(a)
 
     def set_pixel(self, t: int, values: np.ndarray) -> None:
         """Record the (decoded or true) value of pixel t for all B images."""
-        self.x_buf[:, self.flat[t]] = self.net.pixel_input(np.asarray(values, dtype=np.float64))
+        self.x_buf[:, self.pos[t]] = self.net.pixel_input(np.asarray(values, dtype=np.float64))
 
 
 def load_arrays(source: Any) -> dict[str, np.ndarray]:

@@ -79,8 +79,21 @@ def lookup(table: np.ndarray, v: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 
 def elu(y: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """ELU in fixed point: y for y >= 0, the frozen table below 0 (saturating at -1)."""
-    return np.maximum(y, 0.0) + lookup(table, y, -ELU_RANGE, 0)
+    """ELU in fixed point: y for y >= 0, the frozen table below 0 (saturating at -1).
+
+    ``table`` is the stored table (index j <-> value j - ELU_RANGE); ``elu_index_table``
+    rotates it so that the clipped value itself is the index (numpy reads negative
+    indices from the end), saving a pass in the hot loop."""
+    idx = np.clip(y, -ELU_RANGE, 0).astype(np.intp)
+    out = np.maximum(y, 0.0)
+    out += table[idx]
+    return out
+
+
+def elu_index_table(stored: np.ndarray) -> np.ndarray:
+    """Stored ELU table (value at v = -ELU_RANGE..0) -> table indexed by v itself."""
+    t = np.asarray(stored, dtype=np.float64)
+    return np.concatenate([t[-1:], t[:-1]])   # [elu(0), elu(-R), ..., elu(-1)]
 
 
 # -------------------------------------------------------- frozen tables
