@@ -35,7 +35,7 @@ def test_bits_per_dim_conversion():
 
 def test_elbo_matches_model_terms_at_same_noise(tiny, images):
     """The numbers are the model's own -log p(x|z) and log q - log p at z = mu + sigma*eps."""
-    m = tiny.model
+    m = tiny.float_model()
     x = torch.from_numpy(images.astype(np.int64))
     eps = torch.randn(len(images), m.cfg.latent_dim, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
@@ -74,13 +74,22 @@ def test_iwae_is_tighter_than_elbo_on_average(tiny, images):
 
 def test_progress_mode_and_shortcut(tiny, images):
     seen = []
-    tiny.model.train()
+    model = tiny.float_model()
+    model.train()
     try:
         r = evaluate(tiny, images, batch_size=10, progress=seen.append)
-        assert tiny.model.training  # evaluate() restores the mode it found
+        assert model.training  # evaluate() restores the mode it found
     finally:
-        tiny.model.eval()
+        model.eval()
     assert seen == [10, 20, 24]
     assert neg_elbo_bits_per_dim(tiny, images) == pytest.approx(r["neg_elbo_bpd"], rel=1e-9)
     with pytest.raises(ValueError):
         evaluate(tiny, images[:, :20, :20])
+
+
+def test_installed_model_and_its_float_model_evaluate_alike(tiny, images):
+    """evaluate() of an installed (integer) model evaluates the float checkpoint it
+    was frozen from."""
+    a = evaluate(tiny, images, seed=3)
+    b = evaluate(tiny.float_model(), images, seed=3)
+    assert a == b
