@@ -411,3 +411,80 @@ def test_train_forwards_arguments(monkeypatch):
     monkeypatch.setattr(train, "main", lambda argv: got.append(argv))
     ok(run("train", "--preset", "vlae-tiny", "--out", "x", "--minutes", "1"))
     assert got == [["--preset", "vlae-tiny", "--out", "x", "--minutes", "1"]]
+
+
+# ------------------------------------------------- names, --model files, float eval
+
+def test_single_image_stores_no_name_unless_asked(tmp_path, pngs):
+    import vlaecodec
+    d, x = pngs
+    ok(run("compress", d / "cat.png", "-o", tmp_path / "plain.vlae", *M, "-q"))
+    ok(run("compress", d / "cat.png", "-o", tmp_path / "named.vlae", *M, "-q", "--names"))
+    plain, named = (tmp_path / "plain.vlae").read_bytes(), (tmp_path / "named.vlae").read_bytes()
+    assert vlaecodec.inspect(plain).names is None
+    assert vlaecodec.inspect(named).names == ["cat.png"]
+    assert len(named) > len(plain)
+    # A one-image archive with a stored name decompresses into a folder under that name.
+    (tmp_path / "out").mkdir()
+    ok(run("decompress", tmp_path / "named.vlae", "-o", tmp_path / "out", "-q"))
+    assert os.listdir(tmp_path / "out") == ["cat.png"]
+    assert np.array_equal(read_png(tmp_path / "out" / "cat.png")[0], x[0])
+    # Archives store names by default; --no-names drops them.
+    ok(run("compress", d, "-o", tmp_path / "a.vlae", *M, "-q"))
+    ok(run("compress", d, "-o", tmp_path / "b.vlae", *M, "-q", "--no-names"))
+    assert vlaecodec.inspect((tmp_path / "a.vlae").read_bytes()).names == ["cat.png", "dog.png", "emu.png"]
+    assert vlaecodec.inspect((tmp_path / "b.vlae").read_bytes()).names is None
+
+
+def _uninstalled_model(tmp_path) -> Path:
+    import torch
+
+    from vlaecodec import freeze
+    from vlaecodec.config import preset
+    from vlaecodec.vlae import VLAE
+
+    torch.manual_seed(77)
+    p = tmp_path / "private.npz"
+    p.write_bytes(freeze.model_bytes(freeze.to_integer(VLAE(preset("vlae-tiny")).eval(), name="private-tiny")))
+    return p
+
+
+def test_decompress_with_a_model_file(tmp_path, pngs):
+    d, x = pngs
+    model = _uninstalled_model(tmp_path)
+    out = tmp_path / "p.vlae"
+    ok(run("compress", d, "-o", out, "--model", model, "-q"))
+    # Not installed: the header's hash finds nothing, and the message says what to do.
+    fails_cleanly(run("decompress", out, "-o", tmp_path / "no", "-q"), "not installed", "--model")
+    ok(run("decompress", out, "-o", tmp_path / "yes", "--model", model, "-q"))
+    for name, want in zip(["cat.png", "dog.png", "emu.png"], x):
+        assert np.array_equal(read_png(tmp_path / "yes" / name)[0], want)
+    # Another model file (the installed tiny model) than the archive was made with: refused.
+    from vlaecodec.zoo import load_model
+    fails_cleanly(run("decompress", out, "-o", tmp_path / "wrong", "--model", load_model(TINY_NAME).path, "-q"),
+                  "made with")
+    assert not (tmp_path / "wrong").exists()
+
+
+def test_eval_a_float_checkpoint(tmp_path, monkeypatch):
+    import hashlib
+    import json
+
+    from vlaecodec import data
+    from vlaecodec.zoo import load_model
+    monkeypatch.setattr(data, "load_dataset", lambda name, split="test", source=None: synthetic_digits(5, seed=4))
+    pt = Path(load_model(TINY_NAME).path).with_suffix(".pt")   # conftest's float checkpoint
+    out = tmp_path / "m.json"
+    r = ok(run("eval", "--model", pt, "--iwae-k", "0", "--json", out, "-q"))
+    sha = hashlib.sha256(pt.read_bytes()).hexdigest()
+    assert f"model: {pt.name} (sha256 {sha[:12]})" in r.stdout
+    m = json.loads(out.read_text())
+    assert m["sha256"] == sha and m["n"] == 5
+    # The installed model evaluates its float checkpoint: the same numbers.
+    r2 = ok(run("eval", *M, "--iwae-k", "0", "--json", tmp_path / "n.json", "-q"))
+    m2 = json.loads((tmp_path / "n.json").read_text())
+    assert m2["neg_elbo_nats"] == m["neg_elbo_nats"] and m2["kl_nats"] == m["kl_nats"]
+    assert f"model: {TINY_NAME}" in r2.stdout
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    fails_cleanly(run("eval", "--model", bad, "--iwae-k", "0", "-q"), "bad.pt")
