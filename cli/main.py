@@ -61,6 +61,11 @@ def friendly(f: Callable[..., Any]) -> Callable[..., Any]:
             return f(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`vlaecodec info f.vlae | head -1`): stop quietly, and
+            # point stdout at /dev/null so the interpreter's final flush does not complain.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except Exception as e:  # noqa: BLE001 - filtered just below
             if not isinstance(e, _expected_errors()):
                 raise
@@ -351,6 +356,8 @@ def decompress(file: str, output: str, model: str | None, force: bool, quiet: bo
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise click.ClickException(f"{output} is a file; archives of {n} images go into a folder")
+    if not folder.exists() and folder.suffix.lower() == ".png":
+        raise click.ClickException(f"{where} holds {n} images; give a folder with -o, not a .png name")
     targets = [folder / nm for nm in names]
     clash = [t for t in targets if t.exists()]
     if clash and not force:

@@ -51,6 +51,12 @@ _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 _BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
 
 
+def new_coder(words: np.ndarray, seal: bool = False):
+    """The ANS stack every bits-back chain runs on (one place, so tools can wrap it: see
+    bench/arm64/transcript.py, which records and replays every coder call)."""
+    return constriction.stream.stack.AnsCoder(words, seal=seal)
+
+
 @dataclass
 class Archive:
     images: list[np.ndarray]
@@ -269,7 +275,7 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
         progress(n_direct)
     pos = n_direct
     if pos < n:
-        coder = constriction.stream.stack.AnsCoder(_bytes_to_words(start), seal=True)
+        coder = new_coder(_bytes_to_words(start), seal=True)
         while pos < n:
             avail = coder.num_valid_bits() / STACK_MARGIN
             cum = np.cumsum(need[pos:pos + MAX_BATCH])
@@ -320,7 +326,7 @@ def decompress(data: bytes, loaded: LoadedModel | None = None, *, progress: Prog
     done = 0
     try:
         if len(batches) > 1:
-            coder = constriction.stream.stack.AnsCoder(_bytes_to_words(payload))
+            coder = new_coder(_bytes_to_words(payload))
             for b, _ in reversed(batches[1:]):
                 parts.append(_pop_bits_back(net, b, coder))
                 done += b
