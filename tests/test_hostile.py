@@ -1,0 +1,348 @@
+"""Damaged and hostile files: every one is an error (CodecError or ModelError), never a
+wrong image or name, and a hostile header costs bounded time and memory.
+
+(a) single-bit flips of small files; (b) crafted headers with valid CRCs, the worst of
+them in fresh processes with a wall-time and peak-RSS budget; (c) the CLI's answer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import vlaecodec
+from vlaecodec import codec, container as C
+from vlaecodec.zoo import ModelError
+
+from conftest import TINY_NAME, synthetic_digits
+from vlaefile import craft, names_list, names_pattern
+
+ERRORS = (vlaecodec.CodecError, ModelError)
+NAMES = ["cat.png", "dog.png", "emu.png"]     # not numbered: stored as a zlib list
+WALL_LIMIT_S = 5.0
+RSS_LIMIT_KIB = 500 * 1024
+
+
+@pytest.fixture(scope="module")
+def archive(tiny):
+    x = list(synthetic_digits(3, seed=51))
+    blob = vlaecodec.compress(x, tiny, names=NAMES)
+    h, payload = C.unpack(blob)
+    assert h.schedule is not None and h.names == NAMES
+    return x, blob, len(blob) - len(payload)
+
+
+def _flip(blob: bytes, bit: int) -> bytes:
+    b = bytearray(blob)
+    b[bit // 8] ^= 1 << (bit % 8)
+    return bytes(b)
+
+
+def _check_flip(blob: bytes, bit: int, x, names, modes) -> str:
+    try:
+        out = vlaecodec.decompress(_flip(blob, bit))
+    except ERRORS:
+        return "error"
+    # A flip may only "succeed" if it changes nothing that is decoded (a bit the
+    # arithmetic coder never reads, say): the very same pixels, names and modes.
+    assert len(out.images) == len(x), bit
+    assert all(np.array_equal(a, b) for a, b in zip(out.images, x)), f"bit {bit}: wrong pixels"
+    assert out.names == names, f"bit {bit}: wrong names"
+    assert out.modes == modes, f"bit {bit}: wrong modes"
+    return "same"
+
+
+# ------------------------------------------------------------ (a) bit flips
+
+def test_every_header_bit_flip_of_an_archive_is_caught(archive):
+    x, blob, hlen = archive
+    results = [_check_flip(blob, bit, x, NAMES, ["1"] * 3) for bit in range(8 * hlen)]
+    assert results.count("error") >= len(results) - 8     # at most a few harmless flips
+
+
+def test_sampled_payload_bit_flips_of_an_archive_are_caught(archive):
+    x, blob, hlen = archive
+    rng = random.Random(5)
+    bits = sorted({8 * hlen, 8 * hlen + 7, 8 * len(blob) - 1, 8 * len(blob) - 8, 8 * len(blob) - 40}
+                  | set(rng.sample(range(8 * hlen, 8 * len(blob)), 20)))
+    results = [_check_flip(blob, bit, x, NAMES, ["1"] * 3) for bit in bits]
+    assert results.count("error") >= len(results) - 2
+
+
+def test_sampled_bit_flips_of_a_single_image_file_are_caught(tiny):
+    x = list(synthetic_digits(1, seed=52))
+    blob = vlaecodec.compress(x, tiny)
+    hlen = len(blob) - len(C.unpack(blob)[1])
+    rng = random.Random(6)
+    # A single image's header has no CRC of its own: the final CRC must catch it.
+    bits = sorted(set(rng.sample(range(8 * hlen), 16)) | set(rng.sample(range(8 * hlen, 8 * len(blob)), 8)))
+    results = [_check_flip(blob, bit, x, None, ["1"]) for bit in bits]
+    assert results.count("error") >= len(results) - 2
+
+
+# ------------------------------------------------------------ (b) crafted headers, in process
+
+def _hash(tiny) -> str:
+    return tiny.sha256[:6]
+
+
+def _bomb(total: int, unit: bytes = b"\n") -> bytes:
+    """zlib data inflating to ``total`` bytes of ``unit``, built without holding them."""
+    z = zlib.compressobj(9)
+    chunk = unit * (1 << 20)
+    parts = [z.compress(chunk) for _ in range(total // len(chunk))]
+    return b"".join(parts) + z.flush()
+
+
+CASES_IN_PROCESS = {
+    "huge count, tiny payload": lambda h: craft(h, model_name=TINY_NAME, count=10 ** 9, schedule=[1, 1000],
+                                                payload=os.urandom(8)),
+    "count just over the payload bound": lambda h: craft(h, model_name=TINY_NAME, count=600 * 40,
+                                                         schedule=[1] + [1000] * 24, payload=os.urandom(8)),
+    "huge batch size": lambda h: craft(h, model_name=TINY_NAME, count=10 ** 6 + 1, schedule=[1, 10 ** 6],
+                                       payload=os.urandom(4000)),
+    "batch over MAX_BATCH": lambda h: craft(h, model_name=TINY_NAME, count=C.MAX_BATCH + 2,
+                                            schedule=[1, C.MAX_BATCH + 1], payload=os.urandom(4000)),
+    "direct batch over MAX_DIRECT": lambda h: craft(h, model_name=TINY_NAME, count=C.MAX_DIRECT + 2,
+                                                    schedule=[C.MAX_DIRECT + 1, 1], payload=os.urandom(4000)),
+    "direct images over MAX_DIRECT, no schedule": lambda h: craft(h, model_name=TINY_NAME, count=C.MAX_DIRECT + 1,
+                                                                  payload=os.urandom(4000)),
+    "huge width and height": lambda h: craft(h, model_name=TINY_NAME, shape=(10 ** 6, 10 ** 6), payload=bytes(8)),
+    "largest allowed size, not the model's": lambda h: craft(h, model_name=TINY_NAME, count=2,
+                                                             shape=(C.MAX_SIDE, C.MAX_SIDE), payload=bytes(64)),
+    "zlib name bomb, 3 images": lambda h: craft(h, model_name=TINY_NAME, count=3, schedule=[1, 2],
+                                                names=names_list(_bomb(8 << 20, b"a")), payload=os.urandom(200)),
+    "zlib name bomb of newlines, 3 images": lambda h: craft(h, model_name=TINY_NAME, count=3, schedule=[1, 2],
+                                                            names=names_list(_bomb(8 << 20)), payload=os.urandom(200)),
+    "names pattern, huge width": lambda h: craft(h, model_name=TINY_NAME, count=3, schedule=[1, 2],
+                                                 names=names_pattern("a", "b", 10 ** 6, 0), payload=os.urandom(200)),
+    "valid CRC, random payload (chain)": lambda h: craft(h, model_name=TINY_NAME, count=3, schedule=[1, 2],
+                                                         names=names_list(zlib.compress(b"a\nb\nc")),
+                                                         payload=os.urandom(300)),
+    "valid CRC, random payload (one image)": lambda h: craft(h, model_name=TINY_NAME, payload=os.urandom(120)),
+    "valid CRC, empty payload (chain)": lambda h: craft(h, model_name=TINY_NAME, count=3, schedule=[1, 2]),
+    "valid CRC, empty payload (one image)": lambda h: craft(h, model_name=TINY_NAME),
+    "direct part far too long": lambda h: craft(h, model_name=TINY_NAME, payload=os.urandom(200_000)),
+    "unknown model hash": lambda h: craft("000000", count=3, schedule=[1, 2], payload=os.urandom(300)),
+    "unknown model name": lambda h: craft(h, model_name="no-such-model", payload=os.urandom(30)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES_IN_PROCESS))
+def test_crafted_header_is_an_error(tiny, case):
+    data = CASES_IN_PROCESS[case](_hash(tiny))
+    t0 = time.monotonic()
+    with pytest.raises(ERRORS):
+        vlaecodec.decompress(data)
+    assert time.monotonic() - t0 < WALL_LIMIT_S
+
+
+def test_trailing_garbage_is_an_error(archive, tiny):
+    x, blob, _ = archive
+    for extra in (b"\0", b"\x01", os.urandom(7), os.urandom(5000)):
+        with pytest.raises(ERRORS):
+            vlaecodec.decompress(blob + extra)
+    one = vlaecodec.compress(x[:1], tiny)
+    for extra in (b"\0", os.urandom(3), os.urandom(3000)):
+        with pytest.raises(ERRORS):
+            vlaecodec.decompress(one + extra)
+
+
+# ------------------------------------------------------------ (b) the worst, in fresh processes
+
+CHILD = r"""
+import json, resource, sys, time
+limit = 1536 << 20   # address-space cap: a bomb fails here instead of exhausting the machine
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+import vlaecodec
+from vlaecodec.zoo import ModelError
+
+def hwm_kib():
+    # Peak RSS of this process image. (ru_maxrss would be no use: Linux carries the
+    # parent's peak over fork and exec, and the parent, pytest with torch, is large.)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+data = open(sys.argv[1], "rb").read()
+base = hwm_kib()
+t0 = time.monotonic()
+try:
+    vlaecodec.decompress(data)
+    result = "decoded"
+except (vlaecodec.CodecError, ModelError) as e:
+    result = "error: " + str(e)
+except MemoryError:
+    result = "MemoryError"
+wall = time.monotonic() - t0
+print("RESULT " + json.dumps({"result": result, "wall_s": wall, "base_rss_kib": base, "max_rss_kib": hwm_kib(),
+                              "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _many_batches(h: str) -> bytes:
+    """Fifty full bits-back batches (50,001 images) behind an 8-byte payload: the
+    count bound counts the schedule's own bytes as payload, so it passes."""
+    k = 50
+    return craft(h, model_name=TINY_NAME, count=1 + 1000 * k, schedule=[1] + [1000] * k, payload=os.urandom(8))
+
+
+def _pattern_bomb(h: str) -> bytes:
+    """Two million 520-character names from a 4.5 KB header (names are built while
+    parsing, before anything is decoded). The model hash is unknown, so a decoder
+    that survives the parse stops right after it."""
+    k = 2000
+    return craft("000000", count=1 + 1000 * k, schedule=[1] + [1000] * k,
+                 names=names_pattern("a" * 255, "b" * 255, 10, 0), payload=bytes(8))
+
+
+def _zlib_bomb(h: str) -> bytes:
+    """~150 KB of zlib inflating to 160 MB of newlines (160 million empty names), for a
+    schedule claiming two million images (unknown model hash, as above)."""
+    k = 2000
+    return craft("000000", count=1 + 1000 * k, schedule=[1] + [1000] * k,
+                 names=names_list(_bomb(160 << 20)), payload=bytes(8))
+
+
+def _one_full_batch(h: str) -> bytes:
+    """The largest batch an encoder may write (MAX_BATCH images) behind an 8-byte payload."""
+    return craft(h, model_name=TINY_NAME, count=1 + C.MAX_BATCH, schedule=[1, C.MAX_BATCH], payload=os.urandom(8))
+
+
+def _max_direct(h: str, tiny) -> bytes:
+    """MAX_DIRECT directly coded images with the longest direct part the decoder accepts."""
+    return craft(h, model_name=TINY_NAME, count=C.MAX_DIRECT,
+                 payload=os.urandom(C.MAX_DIRECT * codec._max_direct_bytes(tiny.net)))
+
+
+HOSTILE = {
+    "one full batch, tiny payload": _one_full_batch,
+    "random payload with valid CRCs": lambda h: craft(h, model_name=TINY_NAME, count=40, schedule=[1, 15, 24],
+                                                      payload=os.urandom(400)),
+    "many full batches, tiny payload": _many_batches,
+    "names pattern bomb": _pattern_bomb,
+    "zlib names bomb": _zlib_bomb,
+    "longest direct part": _max_direct,
+}
+XFAIL = {
+    "many full batches, tiny payload": pytest.mark.xfail(strict=True, reason=(
+        "library bug: unpack bounds the image count by MAX_IMAGES_PER_PAYLOAD_BYTE * (bytes after the "
+        "model name), which includes the schedule itself (2 bytes buy 1000 images), and the decoder's "
+        "drain check (num_valid_bits <= 32 after a batch) never fires because pushing the posterior "
+        "refills the stack: a 420-byte file makes the decoder run 50 full 1000-image batches (minutes)")),
+    "names pattern bomb": pytest.mark.xfail(strict=True, reason=(
+        "library bug: _decode_names builds `count` pattern names eagerly while parsing; the count "
+        "bound (see above) lets a 4.5 KB header ask for 2 million 520-byte names (>1 GB)")),
+    "zlib names bomb": pytest.mark.xfail(strict=True, reason=(
+        "library bug: the zlib name list may inflate to count * 256 bytes and is decoded and split "
+        "before its length is checked; with the loose count bound a 150 KB file costs >1 GB")),
+    "longest direct part": pytest.mark.xfail(strict=False, reason=(
+        "library weakness (timing-dependent, so not strict): a 64-image direct part of the maximum "
+        "accepted length (64 * _max_direct_bytes = ~100 KB) costs ~10 s of big-integer arithmetic "
+        "on this 2-core machine before the CRC rejects it")),
+}
+
+
+def _run_children(jobs: list[tuple[str, Path]], parallel: int) -> dict[str, dict]:
+    reports: dict[str, dict] = {}
+    running: list = []
+    deadline_s = WALL_LIMIT_S + 1.5     # + start-up (imports); then the child is killed
+    while jobs or running:
+        while jobs and len(running) < parallel:
+            name, p = jobs.pop(0)
+            proc = subprocess.Popen([sys.executable, "-c", CHILD, str(p)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+            running.append((name, proc, time.monotonic(), p.stat().st_size))
+        for item in list(running):
+            name, proc, t0, size = item
+            if proc.poll() is None and time.monotonic() - t0 < deadline_s:
+                continue
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+                reports[name] = {"result": "killed", "wall_s": time.monotonic() - t0, "file_bytes": size}
+            else:
+                out, err = proc.communicate()
+                line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+                reports[name] = ({**json.loads(line[0][7:]), "file_bytes": size} if line
+                                 else {"result": f"crashed (exit {proc.returncode}): {err.strip()[-1500:]}"})
+            running.remove(item)
+        time.sleep(0.02)
+    return reports
+
+
+@pytest.fixture(scope="module")
+def hostile_runs(tiny, tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    jobs = []
+    for name, make in HOSTILE.items():
+        data = make(_hash(tiny), tiny) if make is _max_direct else make(_hash(tiny))
+        p = d / (name.replace(" ", "_").replace(",", "") + ".vlae")
+        p.write_bytes(data)
+        jobs.append((name, p))
+    # Cases expected to pass run alone (their timing is what is judged); the known
+    # failures run all at once, each killed at the deadline (the address-space cap
+    # keeps the memory bombs near 1.5 GB each).
+    reports = _run_children([j for j in jobs if j[0] not in XFAIL], parallel=1)
+    reports.update(_run_children([j for j in jobs if j[0] in XFAIL], parallel=len(XFAIL)))
+    return reports
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=XFAIL[c]) if c in XFAIL else c for c in HOSTILE])
+def test_hostile_file_costs_bounded_time_and_memory(hostile_runs, case):
+    r = hostile_runs[case]
+    assert r["result"].startswith("error: "), r
+    assert r["wall_s"] < WALL_LIMIT_S, r
+    assert r["max_rss_kib"] < RSS_LIMIT_KIB, r
+
+
+# ------------------------------------------------------------ (c) the CLI
+
+def _fails_cleanly(r, *fragments: str) -> str:
+    assert r.exit_code == 1, (r.output, r.exception)
+    assert isinstance(r.exception, SystemExit), r.exception
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), r.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+def test_cli_reports_damaged_files_in_one_line(tmp_path, archive, tiny):
+    from vlaecodec.cli.main import cli
+
+    x, blob, hlen = archive
+    bad_files = {
+        "flip-header.vlae": _flip(blob, 8 * 8 + 3),
+        "flip-payload.vlae": _flip(blob, 8 * (hlen + 10)),
+        "flip-crc.vlae": _flip(blob, 8 * (hlen - 2)),
+        "trailing.vlae": blob + b"garbage",
+        "truncated.vlae": blob[:-3],
+        "v1.vlae": b"VL\x10" + blob[3:],
+        "huge-count.vlae": CASES_IN_PROCESS["huge count, tiny payload"](_hash(tiny)),
+        "random-payload.vlae": CASES_IN_PROCESS["valid CRC, random payload (chain)"](_hash(tiny)),
+        "name-bomb.vlae": CASES_IN_PROCESS["zlib name bomb, 3 images"](_hash(tiny)),
+        "empty.vlae": b"",
+        "png.vlae": b"\x89PNG\r\n\x1a\n" + bytes(40),
+    }
+    for fname, data in bad_files.items():
+        f = tmp_path / fname
+        f.write_bytes(data)
+        out = tmp_path / f"out-{fname}"
+        msg = _fails_cleanly(CliRunner().invoke(cli, ["decompress", str(f), "-o", str(out), "-q"]), str(f))
+        assert not out.exists(), fname
+        if fname == "v1.vlae":
+            assert "version 1" in msg
+    # `info` parses the header only (no decoding): header damage is still one line.
+    for fname in ("flip-header.vlae", "v1.vlae", "huge-count.vlae", "name-bomb.vlae", "empty.vlae"):
+        _fails_cleanly(CliRunner().invoke(cli, ["info", "--no-elbo", str(tmp_path / fname)]), fname)
