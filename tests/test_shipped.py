@@ -50,7 +50,16 @@ def test_tampered_checkpoint_is_refused(tmp_path, default):
     bad = tmp_path / default.path.name
     bad.write_bytes(bytes(raw))
     with pytest.raises(zoo.ModelError, match="sha256"):
-        zoo.load_checkpoint(bad, expected_sha256=default.sha256)
+        zoo.load_model_file(bad, expected_sha256=default.sha256)
+
+
+def test_shipped_models_are_integer_models_with_their_float_checkpoints():
+    for m in SHIPPED:
+        assert m["file"].endswith(".npz"), m["name"]
+        fpath = Path(m["_dir"]) / m["float_file"]
+        assert fpath.suffix == ".pt"
+        model = zoo.load_float_checkpoint(fpath, expected_sha256=m["float_sha256"])
+        assert model.cfg == zoo.load_model(m["name"]).config
 
 
 def test_default_model_is_trained_and_uses_z(default):
@@ -77,7 +86,9 @@ def test_default_model_single_image_files_are_small(default):
 
 def test_manifest_records_measurements(default):
     m = default.manifest
-    for key in ("test_neg_elbo_nats", "test_kl_nats", "test_iwae_nll_nats"):
+    for key in ("test_neg_elbo_nats", "test_kl_nats", "test_iwae_nll_nats", "test_chained_bpd"):
         assert np.isfinite(m["metrics"][key])
+    # The integer model's real chained file on the test set stays close to the float -ELBO.
+    assert m["metrics"]["test_chained_over_float_elbo"] < 1.02
     assert m["training"]["command"].startswith("vlaecodec train")
     json.dumps(m)
