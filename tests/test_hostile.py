@@ -106,8 +106,10 @@ def _bomb(total: int, unit: bytes = b"\n") -> bytes:
 CASES_IN_PROCESS = {
     "huge count, tiny payload": lambda h: craft(h, model_name=TINY_NAME, count=10 ** 9, schedule=[1, 1000],
                                                 payload=os.urandom(8)),
-    "count just over the payload bound": lambda h: craft(h, model_name=TINY_NAME, count=600 * 40,
-                                                         schedule=[1] + [1000] * 24, payload=os.urandom(8)),
+    "count over the payload bound": lambda h: craft(h, model_name=TINY_NAME, count=100_000, schedule=[1, 1000],
+                                                    payload=os.urandom(8)),
+    "count larger than the schedule covers": lambda h: craft(h, model_name=TINY_NAME, count=24_000,
+                                                             schedule=[1] + [1000] * 24, payload=os.urandom(8)),
     "huge batch size": lambda h: craft(h, model_name=TINY_NAME, count=10 ** 6 + 1, schedule=[1, 10 ** 6],
                                        payload=os.urandom(4000)),
     "batch over MAX_BATCH": lambda h: craft(h, model_name=TINY_NAME, count=C.MAX_BATCH + 2,
