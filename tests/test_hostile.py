@@ -240,7 +240,7 @@ XFAIL = {
         "library bug: unpack bounds the image count by MAX_IMAGES_PER_PAYLOAD_BYTE * (bytes after the "
         "model name), which includes the schedule itself (2 bytes buy 1000 images), and the decoder's "
         "drain check (num_valid_bits <= 32 after a batch) never fires because pushing the posterior "
-        "refills the stack: a 420-byte file makes the decoder run 50 full 1000-image batches (minutes)")),
+        "refills the stack: a 143-byte file makes the decoder run 50 full 1000-image batches (~2 s each here)")),
     "names pattern bomb": pytest.mark.xfail(strict=True, reason=(
         "library bug: _decode_names builds `count` pattern names eagerly while parsing; the count "
         "bound (see above) lets a 4.5 KB header ask for 2 million 520-byte names (>1 GB)")),
