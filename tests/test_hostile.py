@@ -236,17 +236,6 @@ HOSTILE = {
     "longest direct part": _max_direct,
 }
 XFAIL = {
-    "many full batches, tiny payload": pytest.mark.xfail(strict=True, reason=(
-        "library bug: unpack bounds the image count by MAX_IMAGES_PER_PAYLOAD_BYTE * (bytes after the "
-        "model name), which includes the schedule itself (2 bytes buy 1000 images), and the decoder's "
-        "drain check (num_valid_bits <= 32 after a batch) never fires because pushing the posterior "
-        "refills the stack: a 143-byte file makes the decoder run 50 full 1000-image batches (~2 s each here)")),
-    "names pattern bomb": pytest.mark.xfail(strict=True, reason=(
-        "library bug: _decode_names builds `count` pattern names eagerly while parsing; the count "
-        "bound (see above) lets a 4.5 KB header ask for 2 million 520-byte names (>1 GB)")),
-    "zlib names bomb": pytest.mark.xfail(strict=True, reason=(
-        "library bug: the zlib name list may inflate to count * 256 bytes and is decoded and split "
-        "before its length is checked; with the loose count bound a 150 KB file costs >1 GB")),
     "longest direct part": pytest.mark.xfail(strict=False, reason=(
         "library weakness (timing-dependent, so not strict): a 64-image direct part of the maximum "
         "accepted length (64 * _max_direct_bytes = ~100 KB) costs ~10 s of big-integer arithmetic "

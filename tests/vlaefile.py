@@ -78,9 +78,10 @@ def craft(model_hash: str = "a1b2c3", *, count: int | None = None, model_name: s
             out += varint(s)
     if names is not None:
         out += names
+    head = zlib.crc32(out)   # both CRCs cover the header before the header CRC field
     if flags & C.F_MULTI:
-        out += struct.pack("<I", zlib.crc32(out) if header_crc is None else header_crc)
-    base = zlib.crc32(struct.pack("<Q", len(payload)), zlib.crc32(out))
+        out += struct.pack("<I", head if header_crc is None else header_crc)
+    base = zlib.crc32(struct.pack("<Q", len(payload)), head)
     out += struct.pack("<I", C.pixels_crc32(pixels, base))
     return bytes(out) + payload
 

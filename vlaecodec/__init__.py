@@ -10,9 +10,17 @@ identical on every machine); torch is imported for training and evaluation.
 """
 from __future__ import annotations
 
+import os
+import sys
 from typing import Callable, Sequence
 
-import numpy as np
+# Coding multiplies small matrices, millions of times: one BLAS thread per process is
+# fastest (several threads only synchronise, and spin badly on a busy machine);
+# parallel work runs in separate processes. Only takes effect if numpy is not loaded yet.
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 __version__ = "0.1.0"
 

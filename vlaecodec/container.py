@@ -59,7 +59,10 @@ MAX_NAME_BYTES = 255
 MAX_BATCH = 1000          # images per bits-back batch
 MAX_DIRECT = 64           # images in the directly coded batch
 MAX_SIDE = 1024
-MAX_IMAGES_PER_PAYLOAD_BYTE = 512   # a coded image costs far more than 1/64 bit
+# A bits-back image costs about 15 bytes (a blank one still several bits of KL); the
+# encoder refuses to write more bits-back images than payload bytes, so a header that
+# claims more is corrupt or hostile. Decoding work is thus bounded by the file's size.
+MAX_IMAGES_PER_PAYLOAD_BYTE = 1
 
 
 class ContainerError(ValueError):
@@ -171,26 +174,30 @@ def _encode_names(out: bytearray, names: list[str]) -> None:
     out += blob
 
 
-def _decode_names(r: _Reader, count: int) -> list[str]:
+def _decode_names(r: _Reader, count: int):
+    """Parse the names field; returns a function that builds the list, called only once
+    the whole header has passed its checks (so a hostile count costs nothing here)."""
     kind = r.take(1)[0]
     if kind == NAMES_PATTERN:
         prefix, suffix = r.string(), r.string()
         width, start = r.varint(64), r.varint(1 << 40)
-        return [f"{prefix}{start + i:0{width}d}{suffix}" for i in range(count)]
+        return lambda: [f"{prefix}{start + i:0{width}d}{suffix}" for i in range(count)]
     if kind == NAMES_LIST:
         blob = r.take(r.varint(r.end))
-        limit = count * (MAX_NAME_BYTES + 1)
-        d = zlib.decompressobj()
-        try:
-            raw = d.decompress(blob, limit)
-            if d.unconsumed_tail or not d.eof:
-                raise ContainerError("corrupt header (file names too long or damaged)")
-            names = raw.decode("utf-8").split("\n")
-        except (zlib.error, UnicodeDecodeError):
-            raise ContainerError("corrupt header (file names)") from None
-        if len(names) != count:
-            raise ContainerError("corrupt header (wrong number of file names)")
-        return names
+
+        def build() -> list[str]:
+            d = zlib.decompressobj()
+            try:
+                raw = d.decompress(blob, count * (MAX_NAME_BYTES + 1))
+                if d.unconsumed_tail or not d.eof:
+                    raise ContainerError("corrupt header (file names too long or damaged)")
+                names = raw.decode("utf-8").split("\n")
+            except (zlib.error, UnicodeDecodeError):
+                raise ContainerError("corrupt header (file names)") from None
+            if len(names) != count or any(len(n.encode()) > MAX_NAME_BYTES for n in names):
+                raise ContainerError("corrupt header (wrong number of file names, or too long)")
+            return names
+        return build
     raise ContainerError("corrupt header (unknown names encoding)")
 
 
@@ -200,6 +207,28 @@ def validate_name(name: str) -> None:
 
 
 # ------------------------------------------------------------------ pack / unpack
+
+def image_limit(payload_bytes: int) -> int:
+    return MAX_IMAGES_PER_PAYLOAD_BYTE * payload_bytes + MAX_DIRECT
+
+
+def _check_writable(h: Header, payload_bytes: int) -> None:
+    """Refuse to write what ``unpack`` would refuse to read."""
+    if h.count < 1 or h.count > image_limit(payload_bytes):
+        raise ContainerError(f"{h.count} images cannot be stored with a {payload_bytes}-byte payload")
+    if not (1 <= h.height <= MAX_SIDE and 1 <= h.width <= MAX_SIDE):
+        raise ContainerError(f"image sides must be 1..{MAX_SIDE} pixels")
+    if h.levels not in (2, 256):
+        raise ContainerError("pixel levels must be 2 or 256")
+    if h.schedule is None:
+        if h.count > MAX_DIRECT:
+            raise ContainerError(f"at most {MAX_DIRECT} images can be coded directly")
+    else:
+        sizes = [s for s, _ in h.schedule]
+        if len(sizes) < 2 or sizes[0] > MAX_DIRECT or max(sizes) > MAX_BATCH or min(sizes) < 1:
+            raise ContainerError(f"a schedule is one direct batch (<= {MAX_DIRECT} images) and "
+                                 f"bits-back batches of <= {MAX_BATCH}")
+
 
 def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
     """Header + payload; the final CRC also covers ``pixels`` (the images as coded)."""
@@ -213,6 +242,7 @@ def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
             raise ContainerError("one name per image expected")
         for n in h.names:
             validate_name(n)
+    _check_writable(h, len(payload))
     default = default_mode(h.levels)
     ext = ((X_NAME if h.model_name else 0) | (X_SHAPE if (h.height, h.width) != DEFAULT_SHAPE else 0)
            | (X_LEVELS if h.levels != 2 else 0) | (X_MODES if any(m != default for m in modes) else 0))
@@ -254,9 +284,10 @@ def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
             put_varint(out, size)
     if h.names is not None:
         _encode_names(out, list(h.names))
+    head = zlib.crc32(out)   # (not of out + head: CRC32(M + CRC32(M)) is a constant)
     if h.count > 1:
-        out += struct.pack("<I", zlib.crc32(out))
-    base = zlib.crc32(struct.pack("<Q", len(payload)), zlib.crc32(out))
+        out += struct.pack("<I", head)
+    base = zlib.crc32(struct.pack("<Q", len(payload)), head)
     out += struct.pack("<I", pixels_crc32(pixels, base))
     return bytes(out) + payload
 
@@ -277,9 +308,9 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         raise ContainerError("corrupt header (unknown flags)")
     model_hash = r.take(HASH_BYTES).hex()
     model_name = r.string() if ext & X_NAME else None
-    # The payload is at least everything after the CRC(s); bound the count by it.
-    payload_max = len(data) - r.pos
-    count = r.varint(MAX_IMAGES_PER_PAYLOAD_BYTE * payload_max + MAX_DIRECT) if flags & F_MULTI else 1
+    # The payload is part of what follows; bound the count by it now (the exact bound is
+    # checked once the header's end, hence the payload's length, is known).
+    count = r.varint(image_limit(len(data) - r.pos)) if flags & F_MULTI else 1
     if flags & F_MULTI and count < 2:
         raise ContainerError("corrupt header (image count)")
     height, width = DEFAULT_SHAPE
@@ -315,14 +346,16 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         schedule = [(s, i > 0) for i, s in enumerate(sizes)]
     elif count > MAX_DIRECT:
         raise ContainerError("corrupt header (too many directly coded images)")
-    names = _decode_names(r, count) if flags & F_NAMES else None
-    if flags & F_MULTI:
-        head = r.pos
-        if struct.unpack("<I", r.take(4))[0] != zlib.crc32(data[:head]):
-            raise ContainerError("file is corrupt (header CRC32 does not match)")
+    build_names = _decode_names(r, count) if flags & F_NAMES else None
+    crc_end = r.pos                 # both CRCs cover the header up to here
+    if flags & F_MULTI and struct.unpack("<I", r.take(4))[0] != zlib.crc32(data[:crc_end]):
+        raise ContainerError("file is corrupt (header CRC32 does not match)")
     crc = struct.unpack("<I", r.take(4))[0]
     payload = data[r.pos:]
-    base = zlib.crc32(struct.pack("<Q", len(payload)), zlib.crc32(data[:r.pos - 4]))
+    if count > image_limit(len(payload)):
+        raise ContainerError("corrupt header (more images than the payload can hold)")
+    base = zlib.crc32(struct.pack("<Q", len(payload)), zlib.crc32(data[:crc_end]))
+    names = build_names() if build_names else None
     h = Header(model_hash=model_hash, count=count, height=height, width=width, levels=levels,
                model_name=model_name, schedule=schedule, names=names, modes=modes, version=version,
                crc32=crc, _crc_base=base)

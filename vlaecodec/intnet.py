@@ -32,17 +32,19 @@ class Dense:
 
     The rounding half of ``rescale`` is folded into the bias once, so a call is a GEMM
     and three in-place passes: floor((acc + b + 2**(s-1)) * 2**-s) is exactly
-    floor((acc + b) * 2**-s + 1/2) (all terms are exact in float64)."""
+    floor((acc + b) * 2**-s + 1/2) (all terms are exact in float64). ``elu`` fuses the
+    ELU that follows most layers: its table already saturates below -ELU_RANGE, so the
+    clip to [-ELU_RANGE, ACT_LIMIT] gives the same result as clip-then-ELU."""
 
     def __init__(self, w: np.ndarray, b: np.ndarray, shift: int):
         self.w, self.b, self.shift = np.ascontiguousarray(w), b, shift
         self.b_round = b + (2.0 ** (shift - 1) if shift else 0.0)
         self.scale = 2.0 ** -shift
+        self.elu_table: np.ndarray | None = None   # set by IntVLAE
 
-    def __call__(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
-        """``extra``, if given, holds the last input columns separately (same as
-        concatenating it to ``x``; saves building the concatenation)."""
-        # 2-D GEMMs (numpy would loop over leading axes of an N-D matmul).
+    def _acc(self, x: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+        # 2-D GEMMs (numpy would loop over leading axes of an N-D matmul). ``extra`` holds
+        # the last input columns separately (same as concatenating it to ``x``).
         k = x.shape[-1]
         acc = x.reshape(-1, k) @ (self.w if extra is None else self.w[:k])
         if extra is not None:
@@ -51,8 +53,17 @@ class Dense:
         if self.shift:
             acc *= self.scale
             np.floor(acc, out=acc)
-        np.clip(acc, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=acc)
+        return acc
+
+    def __call__(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        acc = np.clip(self._acc(x, extra), -nx.ACT_LIMIT, nx.ACT_LIMIT, out=None)
         return acc.reshape(x.shape[:-1] + (self.w.shape[1],))
+
+    def elu(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """elu(self(x)) in one pass after the GEMM."""
+        acc = self._acc(x, extra)
+        np.clip(acc, -nx.ELU_RANGE, nx.ACT_LIMIT, out=acc)
+        return self.elu_table[acc.astype(np.intp)].reshape(x.shape[:-1] + (self.w.shape[1],))
 
 
 def causal_offsets(kernel: int, mask_type: str) -> list[tuple[int, int]]:
@@ -140,6 +151,8 @@ class IntVLAE:
             for i in range(cfg.pcnn_layers)]
         self.pc_blocks = [(dense(f"pc.blk{i}.l1"), dense(f"pc.blk{i}.l2")) for i in range(cfg.pcnn_out_blocks)]
         self.pc_head = dense("pc.head")
+        for layer in self._layers():
+            layer.elu_table = self.elu_t
         self.direct_bins = [int(b) for b in meta["direct"]["bins"]]
         starts = np.concatenate([[0], np.cumsum(self.direct_bins)])
         flat = arrays["direct.offsets"].astype(np.float64)
@@ -148,6 +161,12 @@ class IntVLAE:
         self.direct_offsets = [flat[starts[i]:starts[i + 1]] for i in range(len(self.direct_bins))]
 
     # ------------------------------------------------------------ helpers
+    def _layers(self) -> list[Dense]:
+        out = [self.enc_c1, self.enc_c2, self.enc_out, self.zf_lin, *self.zf_up, *self.pc_convs, self.pc_head]
+        for pair in self.enc_blocks + self.prior_steps + self.pc_blocks:
+            out += list(pair)
+        return out
+
     def elu(self, y: np.ndarray) -> np.ndarray:
         return nx.elu(y, self.elu_t)
 
@@ -160,10 +179,10 @@ class IntVLAE:
     def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x (B, H, W) integer pixels -> mean, log_std (B, D), fixed point."""
         h = self.pixel_input(np.asarray(x, dtype=np.float64))[..., None]
-        h = self.elu(self.enc_c1(_patches(h, 3, 2, 1)))
-        h = self.elu(self.enc_c2(_patches(h, 3, 2, 1)))
+        h = self.enc_c1.elu(_patches(h, 3, 2, 1))
+        h = self.enc_c2.elu(_patches(h, 3, 2, 1))
         for c1, c2 in self.enc_blocks:
-            r = c2(_patches(self.elu(c1(_patches(self.elu(h), 3, 1, 1))), 3, 1, 1))
+            r = c2(_patches(c1.elu(_patches(self.elu(h), 3, 1, 1)), 3, 1, 1))
             h = np.clip(h + r, -nx.ACT_LIMIT, nx.ACT_LIMIT)
         out = self.enc_out(self.elu(h).reshape(h.shape[0], -1))
         d = self.cfg.latent_dim
@@ -175,7 +194,7 @@ class IntVLAE:
         entries >= i of z may hold anything (a decoder passes zeros)."""
         u, m = z, np.zeros_like(z)
         for l1, l2 in self.prior_steps:
-            shift = l2(self.elu(l1(u)))
+            shift = l2(l1.elu(u))
             m = m + shift
             u = u - shift
         return m
@@ -184,7 +203,7 @@ class IntVLAE:
     def zfeatures(self, z: np.ndarray) -> np.ndarray:
         """z (B, D) fixed point -> the upsampled map (B, H, W, zfeat) before projection."""
         b, s = z.shape[0], self.side
-        h = self.elu(self.zf_lin(z)).reshape(b, s, s, -1)
+        h = self.zf_lin.elu(z).reshape(b, s, s, -1)
         for up in self.zf_up:
             h = self.elu(self._conv_transpose(h, up))
         return h[:, :self.size, :self.size, :]
@@ -204,7 +223,7 @@ class IntVLAE:
     def head(self, a: np.ndarray) -> np.ndarray:
         """Per-pixel head: features (..., C) -> P(x=1) as 16-bit frequencies."""
         for l1, l2 in self.pc_blocks:
-            a = np.clip(a + l2(self.elu(l1(self.elu(a)))), -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            a = np.clip(a + l2(l1.elu(self.elu(a))), -nx.ACT_LIMIT, nx.ACT_LIMIT)
         logit = self.pc_head(self.elu(a))[..., 0]
         return nx.lookup(self.sig_t, logit, -nx.SIGMOID_RANGE, nx.SIGMOID_RANGE)
 
@@ -217,7 +236,7 @@ class IntVLAE:
             a = None
             for layer, conv in enumerate(self.pc_convs):
                 src, taps = (xb, self.taps_a) if layer == 0 else (a, self.taps_b)
-                y = self.elu(conv(self._shifted(src, taps), hz))
+                y = conv.elu(self._shifted(src, taps), hz)
                 a = y if layer == 0 else np.clip(a + y, -nx.ACT_LIMIT, nx.ACT_LIMIT)
             out.append(self.head(a).reshape(len(xb), -1))
         return np.concatenate(out)
@@ -282,14 +301,14 @@ class IntStepper:
         na = len(net.taps_a)
         win[0][:, :na] = self.x_buf[:, self.idx_a[t]]
         win[0][:, na:] = hz
-        a = net.elu(net.pc_convs[0](win[0]))
+        a = net.pc_convs[0].elu(win[0])
         self.a_buf[0][:, pos] = a
         idx, k = self.idx_b[t], len(net.taps_b) * self.c
         w = win[1]
         w[:, k:] = hz
         for i in range(1, len(net.pc_convs)):
             w[:, :k] = self.a_buf[i - 1][:, idx].reshape(self.b, -1)
-            a = a + net.elu(net.pc_convs[i](w))
+            a += net.pc_convs[i].elu(w)
             np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
             self.a_buf[i][:, pos] = a
         return net.head(a)

@@ -78,22 +78,18 @@ def lookup(table: np.ndarray, v: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return table[idx.astype(np.intp)]
 
 
-def elu(y: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """ELU in fixed point: y for y >= 0, the frozen table below 0 (saturating at -1).
-
-    ``table`` is the stored table (index j <-> value j - ELU_RANGE); ``elu_index_table``
-    rotates it so that the clipped value itself is the index (numpy reads negative
-    indices from the end), saving a pass in the hot loop."""
-    idx = np.clip(y, -ELU_RANGE, 0).astype(np.intp)
-    out = np.maximum(y, 0.0)
-    out += table[idx]
-    return out
-
-
 def elu_index_table(stored: np.ndarray) -> np.ndarray:
-    """Stored ELU table (value at v = -ELU_RANGE..0) -> table indexed by v itself."""
+    """The stored ELU table (values at v = -ELU_RANGE..0) -> a table indexed by v itself
+    for every v in [-ELU_RANGE, ACT_LIMIT]: identity for v >= 0, numpy's negative
+    indices reaching the stored values from the end. One gather then does the whole ELU."""
     t = np.asarray(stored, dtype=np.float64)
-    return np.concatenate([t[-1:], t[:-1]])   # [elu(0), elu(-R), ..., elu(-1)]
+    return np.concatenate([np.arange(ACT_LIMIT + 1), t[:-1]])
+
+
+def elu(y: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """ELU in fixed point: y for y >= 0, the frozen table below 0 (saturating at -1 below
+    -ELU_RANGE); ``table`` from ``elu_index_table``; ``y`` within +-ACT_LIMIT."""
+    return table[np.clip(y, -ELU_RANGE, ACT_LIMIT).astype(np.intp)]
 
 
 # -------------------------------------------------------- frozen tables
