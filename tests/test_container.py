@@ -161,9 +161,10 @@ def test_names_round_trip(names):
 def test_arbitrary_names_are_zlib_compressed():
     rng = random.Random(0)
     names = [f"photo-{rng.choice(['cat', 'dog', 'owl'])}-{rng.randrange(10 ** 6)}.png" for _ in range(60)]
-    h = Header(model_hash=HASH, count=len(names), names=names)
-    data = pack(h, b"", [])
-    base = len(pack(Header(model_hash=HASH, count=len(names)), b"", []))
+    sched = [(1, False), (len(names) - 1, True)]
+    h = Header(model_hash=HASH, count=len(names), names=names, schedule=sched)
+    data = pack(h, bytes(60), [])
+    base = len(pack(Header(model_hash=HASH, count=len(names), schedule=sched), bytes(60), []))
     assert len(data) - base < len(zlib.compress("\n".join(names).encode(), 9)) + 8
     _round_trip(h)
 
@@ -195,7 +196,7 @@ def test_model_name_round_trip_and_cost():
 
 
 @pytest.mark.parametrize("schedule", [[(1, False), (4, True)], [(1, False), (4, True), (300, True)],
-                                      [(64, False), (1000, True), (1000, True)]])
+                                      [(C.MAX_DIRECT, False), (1000, True), (1000, True)]])
 def test_schedule_round_trip(schedule):
     _round_trip(Header(model_hash=HASH, count=sum(s for s, _ in schedule), schedule=schedule))
 
@@ -219,10 +220,12 @@ def test_mixed_modes_round_trip(n):
     modes = [C.MODES[(i * 7) % 3] for i in range(n)]
     if len(set(modes)) == 1:
         modes[-1] = "L-binary"
-    h = Header(model_hash=HASH, count=n, modes=modes)
+    sched = [(1, False), (n - 1, True)] if n > C.MAX_DIRECT else None
+    h = Header(model_hash=HASH, count=n, modes=modes, schedule=sched)
     if len(set(modes)) > 1:
-        base = len(pack(Header(model_hash=HASH, count=n), b"", []))
-        assert len(pack(h, b"", [])) == base + 2 + (n + 3) // 4  # ext byte, kind, 2 bits each
+        payload = _payload_for(n)
+        base = len(pack(Header(model_hash=HASH, count=n, schedule=sched), payload, []))
+        assert len(pack(h, payload, [])) == base + 2 + (n + 3) // 4  # ext byte, kind, 2 bits each
     _round_trip(h)
 
 

@@ -236,10 +236,6 @@ HOSTILE = {
     "longest direct part": _max_direct,
 }
 XFAIL = {
-    "longest direct part": pytest.mark.xfail(strict=False, reason=(
-        "library weakness (timing-dependent, so not strict): a 64-image direct part of the maximum "
-        "accepted length (64 * _max_direct_bytes = ~100 KB) costs ~10 s of big-integer arithmetic "
-        "on this 2-core machine before the CRC rejects it")),
 }
 
 

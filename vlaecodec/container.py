@@ -57,7 +57,7 @@ MAX_NAME_BYTES = 255
 
 # Limits (an encoder never writes more; a header claiming more is corrupt or hostile).
 MAX_BATCH = 1000          # images per bits-back batch
-MAX_DIRECT = 64           # images in the directly coded batch
+MAX_DIRECT = 16           # images in the directly coded batch (its exact coder is quadratic in length)
 MAX_SIDE = 1024
 # A bits-back image costs about 15 bytes (a blank one still several bits of KL); the
 # encoder refuses to write more bits-back images than payload bytes, so a header that
