@@ -143,11 +143,11 @@ def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 1) -> np.ndarr
 
 # --------------------------------------------------------------- bits-back batches
 
-def _push_bits_back(net: IntVLAE, x: np.ndarray, coder) -> None:
+def _push_bits_back(net: IntVLAE, x: np.ndarray, coder, posterior: tuple[np.ndarray, np.ndarray]) -> None:
     b, g = x.shape[0], net.grid
     # 1. pop z ~ Q(z|x) on the grid: the bits this takes are given back by the decoder's
     #    last step. Image-major order, in chunks (popping chunk after chunk = one pop).
-    mean, log_std = net.posterior(x)
+    mean, log_std = posterior
     k = np.empty(mean.shape, np.int64)
     for r in range(0, b, POSTERIOR_CHUNK):
         q = g.posterior_freqs(mean[r:r + POSTERIOR_CHUNK].ravel(), log_std[r:r + POSTERIOR_CHUNK].ravel())
@@ -193,10 +193,9 @@ def _pop_bits_back(net: IntVLAE, b: int, coder) -> np.ndarray:
 
 # ------------------------------------------------------------------- scheduling
 
-def _latent_bits_needed(net: IntVLAE, x: np.ndarray) -> np.ndarray:
+def _latent_bits_needed(net: IntVLAE, log_std: np.ndarray) -> np.ndarray:
     """Expected bits popped when sampling z ~ Q on the grid, per image (an encoder-side
     estimate that only sizes batches; the schedule itself is stored in the file)."""
-    _, log_std = net.posterior(x)
     step = 2.0 ** net.grid.step_log2
     h = np.log2(np.exp(log_std / nx.ONE) * math.sqrt(2 * math.pi * math.e) / step)
     return np.clip(h, 0.0, None).sum(1)
@@ -252,7 +251,10 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
     modes = list(modes) if modes is not None else ["1"] * n
     if names is not None and len(names) != n:
         raise ContainerError("one name per image expected")
-    need = np.concatenate([_latent_bits_needed(net, x[i:i + 500]) for i in range(0, n, 500)])
+    post = [net.posterior(x[i:i + 500]) for i in range(0, n, 500)]
+    mean_all = np.concatenate([m for m, _ in post])
+    log_std_all = np.concatenate([s for _, s in post])
+    need = _latent_bits_needed(net, log_std_all)
     # Direct part: enough images to give the stack the bits the first bits-back image's
     # latents pop. Then bits-back batches, each as large as the stack can feed, so they
     # grow ~1.4x per batch. Every batch costs the decoder 784 sequential steps whatever
@@ -284,7 +286,7 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
             avail = coder.num_valid_bits() / STACK_MARGIN
             cum = np.cumsum(need[pos:pos + MAX_BATCH])
             b = max(1, int(np.searchsorted(cum, avail, side="right")))
-            _push_bits_back(net, x[pos:pos + b], coder)
+            _push_bits_back(net, x[pos:pos + b], coder, (mean_all[pos:pos + b], log_std_all[pos:pos + b]))
             schedule.append((b, True))
             pos += b
             if progress:

@@ -40,7 +40,11 @@ class Dense:
         self.w, self.b, self.shift = np.ascontiguousarray(w), b, shift
         self.b_round = b + (2.0 ** (shift - 1) if shift else 0.0)
         self.scale = 2.0 ** -shift
-        self.elu_table: np.ndarray | None = None   # set by IntVLAE
+        # For the fused ELU: also add ELU_RANGE (after the shift), so every clipped value
+        # is >= 0, truncation to an integer index is floor, and the index needs no offset.
+        self.b_elu = self.b_round + float(nx.ELU_RANGE) * 2.0 ** shift
+        self.w_b_elu = np.vstack([self.w, self.b_elu[None, :]])   # bias as a last input row
+        self.elu_pos: np.ndarray | None = None   # set by IntVLAE: ELU at index v + ELU_RANGE
 
     def _acc(self, x: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
         # 2-D GEMMs (numpy would loop over leading axes of an N-D matmul). ``extra`` holds
@@ -60,10 +64,28 @@ class Dense:
         return acc.reshape(x.shape[:-1] + (self.w.shape[1],))
 
     def elu(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
-        """elu(self(x)) in one pass after the GEMM."""
-        acc = self._acc(x, extra)
-        np.clip(acc, -nx.ELU_RANGE, nx.ACT_LIMIT, out=acc)
-        return self.elu_table[acc.astype(np.intp)].reshape(x.shape[:-1] + (self.w.shape[1],))
+        """elu(self(x)): after the GEMM, a scale, a clip and one gather."""
+        k = x.shape[-1]
+        acc = x.reshape(-1, k) @ (self.w if extra is None else self.w[:k])
+        if extra is not None:
+            acc += extra.reshape(-1, extra.shape[-1]) @ self.w[k:]
+        acc += self.b_elu
+        return self._elu_tail(acc).reshape(x.shape[:-1] + (self.w.shape[1],))
+
+    def elu_with_bias_column(self, x: np.ndarray) -> np.ndarray:
+        """``elu`` for a 2-D input whose last column is all ones (the stepper's windows)."""
+        return self._elu_tail(x @ self.w_b_elu)
+
+    def _elu_tail(self, acc: np.ndarray) -> np.ndarray:
+        if self.shift:
+            acc *= self.scale
+        np.clip(acc, 0.0, float(nx.ELU_RANGE) + nx.ACT_LIMIT, out=acc)
+        return self.elu_pos[acc.astype(np.intp)]
+
+
+# Output row 2m + a of ConvTranspose2d(4, stride 2, padding 1) sums input rows m + di
+# through kernel row ki, for (di, ki) in _PHASE_TAPS[a] (columns alike).
+_PHASE_TAPS = {0: [(0, 1), (-1, 3)], 1: [(1, 0), (0, 2)]}
 
 
 def causal_offsets(kernel: int, mask_type: str) -> list[tuple[int, int]]:
@@ -137,11 +159,16 @@ class IntVLAE:
         d = cfg.dec_channels
         order = np.arange(wl.shape[0]).reshape(d, self.side, self.side).transpose(1, 2, 0).ravel()
         self.zf_lin = Dense(np.ascontiguousarray(wl[order].T), bl[order], int(shifts["zf.lin"]))
+        # Transposed convs (kernel 4, stride 2, padding 1) as 4 output phases, each an
+        # ordinary 2x2 conv: output (2m+a, 2n+c) reads inputs m+di, n+dj with kernel taps
+        # (ki, kj) from _PHASE_TAPS. One GEMM per phase; the same integer sums as the
+        # transposed conv, so the same result.
         self.zf_up = []
         for name in ("zf.up1", "zf.up2"):
             wt = w(name)  # (Cin, Cout, 4, 4)
-            self.zf_up.append(Dense(np.ascontiguousarray(wt.transpose(0, 2, 3, 1).reshape(wt.shape[0], -1)),
-                                    arrays[name + ".b"].astype(np.float64), int(shifts[name])))
+            phases = [np.concatenate([wt[:, :, ki, kj] for _, ki in _PHASE_TAPS[a] for _, kj in _PHASE_TAPS[c]])
+                      for a in (0, 1) for c in (0, 1)]
+            self.zf_up.append([Dense(m, arrays[name + ".b"].astype(np.float64), int(shifts[name])) for m in phases])
         # Local PixelCNN: masked convs as tap matrices (shared by the parallel pass and the stepper).
         k = cfg.pcnn_kernel
         self.taps_a, self.taps_b = causal_offsets(k, "A"), causal_offsets(k, "B")
@@ -151,8 +178,9 @@ class IntVLAE:
             for i in range(cfg.pcnn_layers)]
         self.pc_blocks = [(dense(f"pc.blk{i}.l1"), dense(f"pc.blk{i}.l2")) for i in range(cfg.pcnn_out_blocks)]
         self.pc_head = dense("pc.head")
+        self.elu_pos = np.concatenate([tables["lut.elu"].astype(np.float64), np.arange(1, nx.ACT_LIMIT + 1)])
         for layer in self._layers():
-            layer.elu_table = self.elu_t
+            layer.elu_pos = self.elu_pos
         self.direct_bins = [int(b) for b in meta["direct"]["bins"]]
         starts = np.concatenate([[0], np.cumsum(self.direct_bins)])
         flat = arrays["direct.offsets"].astype(np.float64)
@@ -162,7 +190,8 @@ class IntVLAE:
 
     # ------------------------------------------------------------ helpers
     def _layers(self) -> list[Dense]:
-        out = [self.enc_c1, self.enc_c2, self.enc_out, self.zf_lin, *self.zf_up, *self.pc_convs, self.pc_head]
+        out = [self.enc_c1, self.enc_c2, self.enc_out, self.zf_lin, *sum(self.zf_up, []), *self.pc_convs,
+               self.pc_head]
         for pair in self.enc_blocks + self.prior_steps + self.pc_blocks:
             out += list(pair)
         return out
@@ -205,20 +234,21 @@ class IntVLAE:
         b, s = z.shape[0], self.side
         h = self.zf_lin.elu(z).reshape(b, s, s, -1)
         for up in self.zf_up:
-            h = self.elu(self._conv_transpose(h, up))
+            h = self._conv_transpose(h, up)
         return h[:, :self.size, :self.size, :]
 
     @staticmethod
-    def _conv_transpose(x: np.ndarray, layer: Dense) -> np.ndarray:
-        """ConvTranspose2d(kernel 4, stride 2, padding 1) by scattering exact products."""
+    def _conv_transpose(x: np.ndarray, phases: list[Dense]) -> np.ndarray:
+        """ConvTranspose2d(kernel 4, stride 2, padding 1) + ELU, one 2x2 conv per output phase."""
         b, h, w, _ = x.shape
-        t = (x.reshape(-1, x.shape[-1]) @ layer.w).reshape(b, h, w, 4, 4, -1)
-        y = np.zeros((b, 2 * h + 2, 2 * w + 2, t.shape[-1]))
-        for ki in range(4):
-            for kj in range(4):
-                y[:, ki:ki + 2 * h:2, kj:kj + 2 * w:2, :] += t[:, :, :, ki, kj, :]
-        y = y[:, 1:2 * h + 1, 1:2 * w + 1, :] + layer.b
-        return nx.rescale(y, layer.shift)
+        xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        y = np.empty((b, 2 * h, 2 * w, phases[0].w.shape[1]))
+        for a in (0, 1):
+            for c in (0, 1):
+                cols = [xp[:, 1 + di:1 + di + h, 1 + dj:1 + dj + w, :]
+                        for di, _ in _PHASE_TAPS[a] for dj, _ in _PHASE_TAPS[c]]
+                y[:, a::2, c::2, :] = phases[2 * a + c].elu(np.concatenate(cols, axis=3))
+        return y
 
     def head(self, a: np.ndarray) -> np.ndarray:
         """Per-pixel head: features (..., C) -> P(x=1) as 16-bit frequencies."""
@@ -227,7 +257,7 @@ class IntVLAE:
         logit = self.pc_head(self.elu(a))[..., 0]
         return nx.lookup(self.sig_t, logit, -nx.SIGMOID_RANGE, nx.SIGMOID_RANGE)
 
-    def pixel_freqs(self, x: np.ndarray, z: np.ndarray, chunk: int = 32) -> np.ndarray:
+    def pixel_freqs(self, x: np.ndarray, z: np.ndarray, chunk: int = 8) -> np.ndarray:
         """The parallel pass: frequencies of x_t = 1 for every pixel, (B, H*W) float64."""
         out = []
         for i in range(0, len(x), chunk):
@@ -292,23 +322,23 @@ class IntStepper:
         self.hz = np.ascontiguousarray(h.reshape(self.b, height * width, -1).transpose(1, 0, 2))
         self.c = c
         zf = h.shape[3]
-        # Input rows of the layers' GEMMs, [window, z feature], reused every step.
-        self.win = [np.zeros((self.b, len(net.taps_a) + zf)), np.zeros((self.b, len(net.taps_b) * c + zf))]
+        # Input rows of the layers' GEMMs, [window, z feature, 1], reused every step.
+        self.win = [np.ones((self.b, len(net.taps_a) + zf + 1)), np.ones((self.b, len(net.taps_b) * c + zf + 1))]
 
     def freqs(self, t: int) -> np.ndarray:
         """Frequencies of x_t = 1 for all B images (reads only pixels < t)."""
         net, pos, hz, win = self.net, self.pos[t], self.hz[t], self.win
         na = len(net.taps_a)
         win[0][:, :na] = self.x_buf[:, self.idx_a[t]]
-        win[0][:, na:] = hz
-        a = net.pc_convs[0].elu(win[0])
+        win[0][:, na:-1] = hz
+        a = net.pc_convs[0].elu_with_bias_column(win[0])
         self.a_buf[0][:, pos] = a
         idx, k = self.idx_b[t], len(net.taps_b) * self.c
         w = win[1]
-        w[:, k:] = hz
+        w[:, k:-1] = hz
         for i in range(1, len(net.pc_convs)):
             w[:, :k] = self.a_buf[i - 1][:, idx].reshape(self.b, -1)
-            a += net.pc_convs[i].elu(w)
+            a += net.pc_convs[i].elu_with_bias_column(w)
             np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
             self.a_buf[i][:, pos] = a
         return net.head(a)
