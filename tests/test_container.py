@@ -496,3 +496,18 @@ def test_pack_never_writes_what_unpack_refuses(h):
     """pack refuses (ValueError) every header unpack would refuse to read."""
     with pytest.raises(ValueError):
         pack(h, bytes(4096), [])
+
+
+def test_several_chains_round_trip():
+    sched = [(2, False), (5, True), (3, False), (4, True), (1, False)]
+    h = Header(model_hash=HASH, count=15, schedule=sched, chain_bytes=[7, 9])
+    got = _round_trip(h, payload=bytes(40))
+    assert got.schedule == sched and got.chain_bytes == [7, 9]
+    assert got.chains() == [[2, 5], [3, 4], [1]]
+
+
+@pytest.mark.parametrize("chain_bytes", [None, [7], [7, 9, 1], [30, 30]])
+def test_chain_lengths_must_match_the_chains_and_fit(chain_bytes):
+    sched = [(2, False), (5, True), (3, False), (4, True), (1, False)]
+    with pytest.raises(ValueError):
+        pack(Header(model_hash=HASH, count=15, schedule=sched, chain_bytes=chain_bytes), bytes(40), [])

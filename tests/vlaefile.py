@@ -73,6 +73,7 @@ def craft(model_hash: str = "a1b2c3", *, count: int | None = None, model_name: s
     if modes is not None:
         out += modes
     if schedule is not None:
+        out += varint(1)                 # one chain
         out += varint(len(schedule))
         for s in schedule:
             out += varint(s)

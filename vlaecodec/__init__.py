@@ -34,22 +34,25 @@ Progress = Callable[[int], None]
 
 def compress(images: Sequence[np.ndarray], model: "LoadedModel | str | None" = None, *,
              names: Sequence[str] | None = None, modes: Sequence[str] | None = None,
-             progress: Progress | None = None) -> bytes:
+             progress: Progress | None = None, stats: dict | None = None, jobs: int | None = None) -> bytes:
     """Compress images (uint8 arrays of the model's size; 0/1 pixels for binary models)
     into one .vlae byte string. ``names`` are stored (compactly) if given; ``modes``
     ('1', 'L-binary' or 'L'; default '1' for binary models) say how each image is
     written back out. ``progress`` is
-    called with the number of images finished so far (coding steps, not wall time)."""
+    called with the number of images finished so far (coding steps, not wall time).
+    ``jobs`` processes code long archives as parallel chains (default: the usable
+    cores); ``stats`` receives the file's make-up (chains, batches, direct part)."""
     from . import codec
-    return codec.compress(images, _resolve(model), names=names, modes=modes, progress=progress)
+    return codec.compress(images, _resolve(model), names=names, modes=modes, progress=progress,
+                          stats=stats, jobs=jobs)
 
 
 def decompress(data: bytes, model: "LoadedModel | str | None" = None, *,
-               progress: Progress | None = None) -> "Archive":
+               progress: Progress | None = None, jobs: int | None = None) -> "Archive":
     """Decode a .vlae byte string. The model is found from the file's header (name and
     sha256 prefix) unless one is given; a model whose hash does not match is an error."""
     from . import codec
-    return codec.decompress(data, None if model is None else _resolve(model), progress=progress)
+    return codec.decompress(data, None if model is None else _resolve(model), progress=progress, jobs=jobs)
 
 
 def inspect(data: bytes) -> "Header":

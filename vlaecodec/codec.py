@@ -28,6 +28,9 @@ encoder's parallel pass equals the decoder's stepper integer for integer.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -36,7 +39,7 @@ import numpy as np
 
 from . import numerics as nx
 from .arith import ArithDecoder, ArithEncoder
-from .container import MAX_BATCH, MAX_DIRECT, ContainerError, Header, pack, unpack
+from .container import MAX_BATCH, MAX_CHAINS, MAX_DIRECT, ContainerError, Header, pack, unpack
 from .intnet import IntVLAE
 from .zoo import DEFAULT_MODEL, LoadedModel, ModelError, find_by_hash
 
@@ -240,17 +243,10 @@ def _check_images(images: Sequence[np.ndarray], net: IntVLAE) -> np.ndarray:
     return np.stack(arr)
 
 
-def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequence[str] | None = None,
-             modes: Sequence[str] | None = None, progress: Progress = None,
-             stats: dict | None = None) -> bytes:
-    """Code ``images`` into one .vlae file. ``stats``, if given, receives the chain's
-    make-up: direct images and bytes, bits-back batches."""
-    net = loaded.net
-    x = _check_images(images, net)
+def _compress_chain(net: IntVLAE, x: np.ndarray, progress: Progress = None,
+                    stats: dict | None = None) -> tuple[list[tuple[int, bool]], bytes]:
+    """One bits-back chain: its batch schedule and its payload bytes."""
     n = len(x)
-    modes = list(modes) if modes is not None else ["1"] * n
-    if names is not None and len(names) != n:
-        raise ContainerError("one name per image expected")
     post = [net.posterior(x[i:i + 500]) for i in range(0, n, 500)]
     mean_all = np.concatenate([m for m, _ in post])
     log_std_all = np.concatenate([s for _, s in post])
@@ -258,7 +254,7 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
     # Direct part: enough images to give the stack the bits the first bits-back image's
     # latents pop. Then bits-back batches, each as large as the stack can feed, so they
     # grow ~1.4x per batch. Every batch costs the decoder 784 sequential steps whatever
-    # its size, so long archives start with a larger direct part (1 image in
+    # its size, so long chains start with a larger direct part (1 image in
     # DIRECT_SHARE: +3.4 bytes each, ~0.1% of the file) to skip the first growth batches.
     # The encoder fixes the schedule and records it in the header.
     n_direct = max(1, min(MAX_DIRECT, n // DIRECT_SHARE))
@@ -276,34 +272,153 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
                              f"{len(start)} bytes (compress fewer images per file)")
     schedule: list[tuple[int, bool]] = [(n_direct, False)]
     if stats is not None:
-        stats.update(direct_images=n_direct, direct_bytes=len(start))
+        stats["direct_images"] = stats.get("direct_images", 0) + n_direct
+        stats["direct_bytes"] = stats.get("direct_bytes", 0) + len(start)
     if progress:
         progress(n_direct)
     pos = n_direct
-    if pos < n:
-        coder = new_coder(_bytes_to_words(start), seal=True)
-        while pos < n:
-            avail = coder.num_valid_bits() / STACK_MARGIN
-            cum = np.cumsum(need[pos:pos + MAX_BATCH])
-            b = max(1, int(np.searchsorted(cum, avail, side="right")))
-            _push_bits_back(net, x[pos:pos + b], coder, (mean_all[pos:pos + b], log_std_all[pos:pos + b]))
-            schedule.append((b, True))
-            pos += b
-            if progress:
-                progress(pos)
-        payload = _words_to_bytes(coder.get_compressed())
-        if n - n_direct > len(payload):   # never for real images (~15 bytes each)
-            raise ContainerError("these images code in under a byte each; the container's "
-                                 "count bound would refuse the file")
+    if pos == n:
+        return schedule, start
+    coder = new_coder(_bytes_to_words(start), seal=True)
+    while pos < n:
+        avail = coder.num_valid_bits() / STACK_MARGIN
+        cum = np.cumsum(need[pos:pos + MAX_BATCH])
+        b = max(1, int(np.searchsorted(cum, avail, side="right")))
+        _push_bits_back(net, x[pos:pos + b], coder, (mean_all[pos:pos + b], log_std_all[pos:pos + b]))
+        schedule.append((b, True))
+        pos += b
+        if progress:
+            progress(pos)
+    payload = _words_to_bytes(coder.get_compressed())
+    if n - n_direct > len(payload):   # never for real images (~15 bytes each)
+        raise ContainerError("these images code in under a byte each; the container's "
+                             "count bound would refuse the file")
+    return schedule, payload
+
+
+def _decompress_chain(net: IntVLAE, sizes: list[int], payload: bytes, progress: Progress = None) -> np.ndarray:
+    """Undo one chain (batches in reverse), then its direct start."""
+    parts: list[np.ndarray] = []
+    done = 0
+    try:
+        if len(sizes) > 1:
+            coder = new_coder(_bytes_to_words(payload))
+            for b in reversed(sizes[1:]):
+                parts.append(_pop_bits_back(net, b, coder))
+                done += b
+                if progress:
+                    progress(done)
+            start = _words_to_bytes(coder.get_compressed(unseal=True))
+        else:
+            start = payload
+        if len(start) > sizes[0] * _max_direct_bytes(net):
+            raise ContainerError("file is corrupt (directly coded part is too long)")
+        parts.append(_decode_direct(net, sizes[0], ArithDecoder(start)))
+    except ContainerError:
+        raise
+    except BaseException as e:  # noqa: BLE001 - narrowed right here
+        if not _is_coder_failure(e):
+            raise
+        raise ContainerError("file is corrupt or truncated (payload does not decode)") from None
+    return np.concatenate(parts[::-1])
+
+
+# ------------------------------------------------------------------- parallel chains
+# Long archives are split into independent chains, coded in parallel processes and
+# stored one after another (the header lists them). Each chain pays its own start (~60
+# bytes for binary digits), so chains are only made long: CHAIN_MIN_IMAGES each.
+
+CHAIN_MIN_IMAGES = 2000
+_WORKER_NET: IntVLAE | None = None   # the model, inherited by forked workers
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool(workers: int):
+    """A process pool whose workers inherit the model by fork; None where fork is missing
+    (then chains run one after another: same files, no parallelism)."""
+    if workers < 2 or "fork" not in mp.get_all_start_methods():
+        return None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+
+
+def _chain_encode_job(x: np.ndarray) -> tuple[list[tuple[int, bool]], bytes, dict]:
+    st: dict = {}
+    sched, payload = _compress_chain(_WORKER_NET, x, stats=st)
+    return sched, payload, st
+
+
+def _chain_decode_job(sizes: list[int], payload: bytes) -> np.ndarray:
+    return _decompress_chain(_WORKER_NET, sizes, payload)
+
+
+def _run_chains(net: IntVLAE, jobs: int, fn, args: list[tuple], sizes: list[int], progress: Progress) -> list:
+    """fn(*a) for each a in args, in up to ``jobs`` forked processes, results in order."""
+    global _WORKER_NET
+    _WORKER_NET = net
+    pool = _pool(min(jobs, len(args)))
+    try:
+        if pool is None:
+            out, done = [], 0
+            for a, n in zip(args, sizes):
+                out.append(fn(*a))
+                done += n
+                if progress:
+                    progress(done)
+            return out
+        with pool:
+            futures = [pool.submit(fn, *a) for a in args]
+            out, done = [], 0
+            for f, n in zip(futures, sizes):
+                out.append(f.result())
+                done += n
+                if progress:
+                    progress(done)
+            return out
+    finally:
+        _WORKER_NET = None
+
+
+def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequence[str] | None = None,
+             modes: Sequence[str] | None = None, progress: Progress = None,
+             stats: dict | None = None, jobs: int | None = None) -> bytes:
+    """Code ``images`` into one .vlae file. ``jobs``: processes to code with (default:
+    the usable cores); archives of at least 2 * CHAIN_MIN_IMAGES images are split into
+    that many chains. ``stats``, if given, receives the file's make-up."""
+    net = loaded.net
+    x = _check_images(images, net)
+    n = len(x)
+    modes = list(modes) if modes is not None else ["1"] * n
+    if names is not None and len(names) != n:
+        raise ContainerError("one name per image expected")
+    jobs = default_jobs() if jobs is None else max(1, int(jobs))
+    n_chains = max(1, min(jobs, n // CHAIN_MIN_IMAGES, MAX_CHAINS))
+    bounds = np.linspace(0, n, n_chains + 1).astype(int)
+    st: dict = {}
+    if n_chains == 1:
+        schedule, payload = _compress_chain(net, x, progress, st)
+        chain_bytes: list[int] = []
     else:
-        payload = start
+        results = _run_chains(net, jobs, _chain_encode_job, [(x[a:b],) for a, b in zip(bounds, bounds[1:])],
+                              list(np.diff(bounds)), progress)
+        schedule = [e for sched, _, _ in results for e in sched]
+        chain_bytes = [len(p) for _, p, _ in results[:-1]]
+        payload = b"".join(p for _, p, _ in results)
+        for _, _, s in results:
+            for k, v in s.items():
+                st[k] = st.get(k, 0) + v
     header = Header(model_hash=loaded.sha256[:6], count=n, height=net.size, width=net.size,
                     model_name=None if loaded.name == DEFAULT_MODEL else loaded.name,
-                    schedule=schedule if len(schedule) > 1 else None,
+                    schedule=schedule if len(schedule) > 1 else None, chain_bytes=chain_bytes or None,
                     names=list(names) if names is not None else None, modes=modes,
                     levels=net.levels)
     if stats is not None:
-        stats.update(batches=len(schedule), payload_bytes=len(payload))
+        stats.update(st, chains=n_chains, batches=len(schedule), payload_bytes=len(payload))
     return pack(header, payload, x)
 
 
@@ -323,40 +438,26 @@ def _is_coder_failure(e: BaseException) -> bool:
     return isinstance(e, (ValueError, AssertionError, OverflowError)) or type(e).__name__ == "PanicException"
 
 
-def decompress(data: bytes, loaded: LoadedModel | None = None, *, progress: Progress = None) -> Archive:
+def decompress(data: bytes, loaded: LoadedModel | None = None, *, progress: Progress = None,
+               jobs: int | None = None) -> Archive:
+    """Decode a .vlae file. ``jobs``: processes for a file of several chains (default:
+    the usable cores; any number gives the same images)."""
     header, payload = unpack(data)
     loaded = resolve_model(header, loaded)
     net = loaded.net
     if (header.height, header.width) != (net.size, net.size) or header.levels != net.levels:
         raise ContainerError(f"file holds {header.width}x{header.height} images with {header.levels} levels; "
                              f"model {loaded.name} codes {net.size}x{net.size} with {net.levels}")
-    batches = header.batches()
-    parts: list[np.ndarray] = []
-    done = 0
-    try:
-        if len(batches) > 1:
-            coder = new_coder(_bytes_to_words(payload))
-            for b, _ in reversed(batches[1:]):
-                parts.append(_pop_bits_back(net, b, coder))
-                done += b
-                if progress:
-                    progress(done)
-                if coder.num_valid_bits() <= 32:   # drained: less than the chain's start
-                    raise ContainerError("file is corrupt or truncated (payload ends early)")
-            start = _words_to_bytes(coder.get_compressed(unseal=True))
-        else:
-            start = payload
-        if len(start) > batches[0][0] * _max_direct_bytes(net):
-            raise ContainerError("file is corrupt (directly coded part is too long)")
-        parts.append(_decode_direct(net, batches[0][0], ArithDecoder(start)))
-    except ContainerError:
-        raise
-    except BaseException as e:  # noqa: BLE001 - narrowed right here
-        if not _is_coder_failure(e):
-            raise
-        raise ContainerError("file is corrupt or truncated (payload does not decode)") from None
+    chains = header.chains()
+    cuts = np.cumsum([0] + (header.chain_bytes or []) + [len(payload) - sum(header.chain_bytes or [])])
+    parts = [payload[a:b] for a, b in zip(cuts, cuts[1:])]
+    if len(chains) == 1:
+        images = _decompress_chain(net, chains[0], parts[0], progress)
+    else:
+        jobs = default_jobs() if jobs is None else max(1, int(jobs))
+        images = np.concatenate(_run_chains(net, jobs, _chain_decode_job, list(zip(chains, parts)),
+                                            [sum(c) for c in chains], progress))
     if progress:
         progress(header.count)
-    images = np.concatenate(parts[::-1])
     header.verify(images)
     return Archive(images=list(images), names=header.names, modes=header.image_modes(), header=header)

@@ -13,8 +13,10 @@ and varints: 10 bytes for one image of the default model::
     [..]    var   height, width (varints), if X_SHAPE; otherwise 28 x 28
     [..]    var   pixel levels (varint), if X_LEVELS; otherwise 2 (binary)
     [..]    var   image modes, if X_MODES: one code for all, or 2 bits per image
-    [..]    var   batch schedule, if SCHED: batch count, then each batch's size (the first
-                  batch is coded directly, the others with bits back)
+    [..]    var   chains, if SCHED: the number of independent bits-back chains (coded in
+                  parallel), then for each chain its batch count and batch sizes (a chain's
+                  first batch is coded directly, the others with bits back), then the
+                  payload length in bytes of every chain but the last
     [..]    var   file names, if NAMES (a numbered pattern, or a zlib'd list)
     [..]    4     CRC32 of the header bytes so far, if MULTI (archives: damage is found
                   before any decoding)
@@ -59,6 +61,7 @@ MAX_NAME_BYTES = 255
 MAX_BATCH = 1000          # images per bits-back batch
 MAX_DIRECT = 16           # images in the directly coded batch (its exact coder is quadratic in length)
 MAX_SIDE = 1024
+MAX_CHAINS = 256
 # A bits-back image costs about 15 bytes (a blank one still several bits of KL); the
 # encoder refuses to write more bits-back images than payload bytes, so a header that
 # claims more is corrupt or hostile. Decoding work is thus bounded by the file's size.
@@ -81,7 +84,9 @@ class Header:
     width: int = DEFAULT_SHAPE[1]
     levels: int = 2
     model_name: str | None = None
-    schedule: list[tuple[int, bool]] | None = None  # (batch size, bits-back?) in coding order
+    # (batch size, bits-back?) in coding order; each direct batch starts a chain.
+    schedule: list[tuple[int, bool]] | None = None
+    chain_bytes: list[int] | None = None  # payload bytes of each chain but the last
     names: list[str] | None = None
     modes: list[str] = field(default_factory=list)  # one of MODES per image ([] = default)
     version: int = FORMAT_VERSION
@@ -90,6 +95,15 @@ class Header:
 
     def batches(self) -> list[tuple[int, bool]]:
         return self.schedule if self.schedule is not None else [(self.count, False)]
+
+    def chains(self) -> list[list[int]]:
+        """Batch sizes per chain (each chain's first batch is its direct batch)."""
+        out: list[list[int]] = []
+        for size, bits_back in self.batches():
+            if not bits_back:
+                out.append([])
+            out[-1].append(size)
+        return out
 
     def image_modes(self) -> list[str]:
         return self.modes or [default_mode(self.levels)] * self.count
@@ -223,11 +237,20 @@ def _check_writable(h: Header, payload_bytes: int) -> None:
     if h.schedule is None:
         if h.count > MAX_DIRECT:
             raise ContainerError(f"at most {MAX_DIRECT} images can be coded directly")
+        if h.chain_bytes:
+            raise ContainerError("chain lengths given without a schedule")
     else:
-        sizes = [s for s, _ in h.schedule]
-        if len(sizes) < 2 or sizes[0] > MAX_DIRECT or max(sizes) > MAX_BATCH or min(sizes) < 1:
-            raise ContainerError(f"a schedule is one direct batch (<= {MAX_DIRECT} images) and "
-                                 f"bits-back batches of <= {MAX_BATCH}")
+        if not h.schedule or h.schedule[0][1] or sum(s for s, _ in h.schedule) != h.count:
+            raise ContainerError("schedule must start with a direct batch and cover every image")
+        chains = h.chains()
+        bad = [c for c in chains if c[0] > MAX_DIRECT or c[0] < 1 or any(not 1 <= b <= MAX_BATCH for b in c[1:])]
+        if bad or (len(chains) == 1 and len(chains[0]) < 2) or len(chains) > MAX_CHAINS:
+            raise ContainerError(f"a schedule is chains of one direct batch (<= {MAX_DIRECT} images) and "
+                                 f"bits-back batches of <= {MAX_BATCH} (one chain: at least one of those; "
+                                 f"at most {MAX_CHAINS} chains)")
+        if len(h.chain_bytes or []) != len(chains) - 1 or sum(h.chain_bytes or []) > payload_bytes:
+            raise ContainerError("a schedule of several chains needs one payload length per chain but the "
+                                 "last, within the payload")
 
 
 def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
@@ -277,11 +300,14 @@ def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
                 packed |= c << (2 * i)
             out += packed.to_bytes((h.count + 3) // 4, "little")
     if h.schedule is not None:
-        if sum(s for s, _ in h.schedule) != h.count or h.schedule[0][1] or not all(bb for _, bb in h.schedule[1:]):
-            raise ValueError("schedule must be one direct batch, then bits-back batches, covering every image")
-        put_varint(out, len(h.schedule))
-        for size, _ in h.schedule:
-            put_varint(out, size)
+        chains = h.chains()
+        put_varint(out, len(chains))
+        for c in chains:
+            put_varint(out, len(c))
+            for size in c:
+                put_varint(out, size)
+        for nbytes in h.chain_bytes or []:
+            put_varint(out, nbytes)
     if h.names is not None:
         _encode_names(out, list(h.names))
     head = zlib.crc32(out)   # (not of out + head: CRC32(M + CRC32(M)) is a constant)
@@ -337,13 +363,21 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
             modes = [MODES[c] for c in codes]
         else:
             raise ContainerError("corrupt header (image modes)")
-    schedule = None
+    schedule, chain_bytes = None, None
     if flags & F_SCHED:
-        n = r.varint(count)
-        sizes = [r.varint(MAX_BATCH) for _ in range(n)]
-        if (n < 2 or sum(sizes) != count or any(s == 0 for s in sizes) or sizes[0] > MAX_DIRECT):
+        n_chains = r.varint(min(MAX_CHAINS, count))
+        schedule = []
+        for _ in range(n_chains):
+            sizes = [r.varint(MAX_BATCH) for _ in range(r.varint(count))]
+            if not sizes or min(sizes) == 0 or sizes[0] > MAX_DIRECT:
+                raise ContainerError("corrupt header (batch schedule)")
+            schedule += [(s, i > 0) for i, s in enumerate(sizes)]
+            if len(schedule) > count:
+                raise ContainerError("corrupt header (batch schedule)")
+        chain_bytes = [r.varint(len(data)) for _ in range(n_chains - 1)]
+        if (n_chains == 0 or sum(s for s, _ in schedule) != count or (n_chains == 1 and len(schedule) < 2)
+                or sum(chain_bytes) > len(data)):
             raise ContainerError("corrupt header (batch schedule)")
-        schedule = [(s, i > 0) for i, s in enumerate(sizes)]
     elif count > MAX_DIRECT:
         raise ContainerError("corrupt header (too many directly coded images)")
     build_names = _decode_names(r, count) if flags & F_NAMES else None
@@ -354,10 +388,13 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     payload = data[r.pos:]
     if count > image_limit(len(payload)):
         raise ContainerError("corrupt header (more images than the payload can hold)")
+    if chain_bytes and sum(chain_bytes) > len(payload):
+        raise ContainerError("corrupt header (chain lengths exceed the payload)")
     base = zlib.crc32(struct.pack("<Q", len(payload)), zlib.crc32(data[:crc_end]))
     names = build_names() if build_names else None
     h = Header(model_hash=model_hash, count=count, height=height, width=width, levels=levels,
-               model_name=model_name, schedule=schedule, names=names, modes=modes, version=version,
+               model_name=model_name, schedule=schedule, chain_bytes=chain_bytes, names=names, modes=modes,
+               version=version,
                crc32=crc, _crc_base=base)
     return h, payload
 
