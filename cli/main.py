@@ -650,10 +650,12 @@ def eval_cmd(model: str | None, dataset: str, split: str, limit: int | None, iwa
 @click.option("--model", default=None, help="Installed model name (default: the default model).")
 @click.option("--out", "out_dir", help="Folder for the JSON and markdown results.")
 @click.option("--no-peers", is_flag=True, help="Skip PNG/WebP/JPEG-XL/JBIG/bz2/xz.")
+@click.option("--cli", "cli_timing", is_flag=True,
+              help="Also time the vlaecodec command itself on the images as PNG files, and one digit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @friendly
 def bench(dataset: str, split: str, limit: int | None, single_limit: int | None, model: str | None,
-          out_dir: str | None, no_peers: bool, quiet: bool) -> None:
+          out_dir: str | None, no_peers: bool, cli_timing: bool, quiet: bool) -> None:
     """Measure real bits/dim against the model's -ELBO, single-image sizes, speed and
     peer codecs on the same images; prints markdown and writes JSON.
 
@@ -667,7 +669,7 @@ def bench(dataset: str, split: str, limit: int | None, single_limit: int | None,
     bars = _BarFactory(quiet)
     try:
         res = run_bench(dataset=dataset, split=split, limit=limit, single_limit=single_limit,
-                        model=model, out_dir=out_dir, peers=not no_peers, progress_factory=bars)
+                        model=model, out_dir=out_dir, peers=not no_peers, progress_factory=bars, cli=cli_timing)
     except ValueError as e:  # run_bench's own checks (no images, output inside the package)
         if isinstance(e, _expected_errors()):
             raise

@@ -284,13 +284,16 @@ def _bench_chained(vc: Any, loaded: Any, x: np.ndarray, factory: ProgressFactory
     warm = images[:WARMUP_IMAGES]
     vc.decompress(vc.compress(warm, loaded), loaded)  # warm-up: allocators, lazy init, caches
 
+    st: dict[str, Any] = {}
     with _Stage(factory, "encode", n) as prog:
         t0 = time.perf_counter()
-        blob = vc.compress(images, loaded, progress=prog)
+        blob = vc.compress(images, loaded, progress=prog, stats=st)
         enc_s = time.perf_counter() - t0
     res: dict[str, Any] = {"n": n, "bytes": len(blob), "bits_per_dim": _bpd(len(blob), n, dims),
                            "bytes_per_image": len(blob) / n, "encode_s": enc_s,
-                           "encode_images_per_s": n / enc_s, "warmup_images": len(warm)}
+                           "encode_images_per_s": n / enc_s, "warmup_images": len(warm),
+                           "chains": st.get("chains", 1), "batches": st.get("batches"),
+                           "direct_images": st.get("direct_images"), "jobs": st.get("chains", 1)}
     with _Stage(factory, "decode", n) as prog:
         t0 = time.perf_counter()
         try:
@@ -341,6 +344,52 @@ def _bench_single(vc: Any, loaded: Any, x: np.ndarray, factory: ProgressFactory 
     return res
 
 
+def _bench_cli(loaded: Any, x: np.ndarray, factory: ProgressFactory | None, single_runs: int = 5) -> dict[str, Any]:
+    """What a user waits for: the ``vlaecodec`` command itself, in fresh processes, on
+    the images as PNG files (PNG reading and writing, imports, model loading included)."""
+    import statistics
+    import sys
+
+    from .images import load_png, png_bytes
+
+    n = len(x)
+    model_args = [] if loaded.manifest.get("name") is None else ["--model", loaded.name]
+    cmd = [sys.executable, "-m", "vlaecodec"]
+    with tempfile.TemporaryDirectory(prefix="vlaecodec-bench-") as tmp, \
+            _Stage(factory, "command line (PNG files in and out)", 4) as prog:
+        src, out, arc = Path(tmp) / "png", Path(tmp) / "out", Path(tmp) / "all.vlae"
+        src.mkdir()
+        for i, img in enumerate(x):
+            (src / f"{i:05d}.png").write_bytes(png_bytes(img, "1"))
+        prog(1)
+        t0 = time.perf_counter()
+        subprocess.run(cmd + ["compress", str(src), "-o", str(arc), "-q"] + model_args, check=True)
+        enc_s = time.perf_counter() - t0
+        prog(2)
+        t0 = time.perf_counter()
+        subprocess.run(cmd + ["decompress", str(arc), "-o", str(out), "-q"], check=True)
+        dec_s = time.perf_counter() - t0
+        prog(3)
+        back = sorted(out.glob("*.png"))
+        bad = sum(not np.array_equal(load_png(p.read_bytes(), str(p))[0], img) for p, img in zip(back, x))
+        bad += abs(len(back) - n)
+        one, one_vlae, one_png = src / "00000.png", Path(tmp) / "one.vlae", Path(tmp) / "one.png"
+        enc1, dec1 = [], []
+        for _ in range(single_runs):
+            t0 = time.perf_counter()
+            subprocess.run(cmd + ["compress", str(one), "-o", str(one_vlae), "-q", "--force"] + model_args, check=True)
+            enc1.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            subprocess.run(cmd + ["decompress", str(one_vlae), "-o", str(one_png), "-q", "--force"], check=True)
+            dec1.append(time.perf_counter() - t0)
+        prog(4)
+        return {"n": n, "archive_bytes": arc.stat().st_size, "encode_s": enc_s, "decode_s": dec_s,
+                "encode_images_per_s": n / enc_s, "decode_images_per_s": n / dec_s, "mismatches": int(bad),
+                "single_file_bytes": one_vlae.stat().st_size,
+                "single_compress_s_median": statistics.median(enc1),
+                "single_decompress_s_median": statistics.median(dec1), "single_runs": single_runs}
+
+
 # ------------------------------------------------------------------------- reports
 
 def environment() -> dict[str, Any]:
@@ -377,6 +426,7 @@ def _fmt(v: float | None, spec: str) -> str:
 def to_markdown(results: dict[str, Any]) -> str:
     r = results
     m, c, s = r["model"], r.get("codec"), r.get("single")
+    dims = r["image_shape"][0] * r["image_shape"][1]
     lines = [f"### vlaecodec bench: {r['dataset']} {r['split']}, {r['n']} images "
              f"({r['image_shape'][0]}×{r['image_shape'][1]}), model {m['name']}",
              "", "| system | bits/dim | bytes/image | notes |", "|---|---|---|---|"]
@@ -389,12 +439,21 @@ def to_markdown(results: dict[str, Any]) -> str:
         lossless = f"lossless {c['n'] - c['mismatches']}/{c['n']}"
         if c.get("decode_error"):
             lossless += f" (decode failed: {c['decode_error']})"
-        lines.append(f"| vlaecodec, one chained file | {c['bits_per_dim']:.4f} | {c['bytes_per_image']:.2f} | "
-                     f"{c['bytes']} bytes, {c['ratio_to_elbo']:.4f}× −ELBO; {lossless}; {speed} |")
+        chains = f", {c['chains']} chains" if c.get("chains", 1) > 1 else ""
+        lines.append(f"| vlaecodec, one archive | {c['bits_per_dim']:.4f} | {c['bytes_per_image']:.2f} | "
+                     f"{c['bytes']} bytes{chains}, {c['ratio_to_elbo']:.4f}× −ELBO; {lossless}; {speed} |")
     if s:
         lines.append(f"| vlaecodec, single-image files | {s['bits_per_dim']:.4f} | {s['mean_bytes']:.2f} | "
                      f"{s['n']} files, header included; median {s['median_bytes']:.0f} B, max {s['max_bytes']} B; "
                      f"lossless {s['n'] - s['mismatches']}/{s['n']} |")
+    cl = r.get("cli")
+    if cl:
+        lines.append(f"| vlaecodec command line, {cl['n']} PNGs | {_bpd(cl['archive_bytes'], cl['n'], dims):.4f} | "
+                     f"{cl['archive_bytes'] / cl['n']:.2f} | `vlaecodec compress`/`decompress` wall time, PNG files "
+                     f"in and out: encode {cl['encode_images_per_s']:.0f} img/s, decode "
+                     f"{cl['decode_images_per_s']:.0f} img/s; lossless {cl['n'] - cl['mismatches']}/{cl['n']}; "
+                     f"one digit: {cl['single_file_bytes']} B, compress {cl['single_compress_s_median']:.2f} s, "
+                     f"decompress {cl['single_decompress_s_median']:.2f} s (median of {cl['single_runs']}) |")
     for name, p in (r.get("peers") or {}).items():
         if p.get("status") == "ok":
             extra = "" if p.get("lossless") in (None, True) else "; NOT LOSSLESS"
@@ -417,7 +476,7 @@ def _default_out_dir() -> Path:
 def run_bench(*, dataset: str = "binarized-mnist", split: str = "test", limit: int | None = None,
               single_limit: int | None = None, model: Any = None, out_dir: str | os.PathLike | None = None,
               peers: bool = True, progress_factory: ProgressFactory | None = None,
-              peer_limit: int = PEER_LIMIT, codec: bool = True) -> dict[str, Any]:
+              peer_limit: int = PEER_LIMIT, codec: bool = True, cli: bool = False) -> dict[str, Any]:
     """Run the benchmark; returns ``{"markdown", "json_path", "results"}``.
 
     ``model``: a name, a model file path, a ``LoadedModel`` or None (the default model).
@@ -449,6 +508,8 @@ def run_bench(*, dataset: str = "binarized-mnist", split: str = "test", limit: i
         k = n if single_limit is None else min(single_limit, n)
         if k > 0:
             results["single"] = _bench_single(vc, loaded, x[:k], progress_factory)
+    if cli:
+        results["cli"] = _bench_cli(loaded, x, progress_factory)
     if peers:
         results["peers"] = run_peers(x, peer_limit=peer_limit, progress_factory=progress_factory)
 

@@ -1,0 +1,40 @@
+"""Write the golden .vlae files (run once, when a model is first shipped; never again).
+
+    python tests/golden/make_golden.py
+
+Every later version of vlaecodec must decode these files to the committed pixels and
+names (tests/test_golden.py): this is what catches a numpy, constriction or Python
+upgrade -- or a change of ours -- that would make old files unreadable.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+
+def main() -> None:
+    sys.path.insert(0, str(REPO))
+    import vlaecodec
+    from vlaecodec.images import load_png
+
+    paths = sorted((REPO / "samples" / "digits").glob("*.png"))
+    images, modes = zip(*(load_png(p.read_bytes(), str(p)) for p in paths))
+    names = [p.name for p in paths]
+    for model in ("vlae-mnist-v1", "vlae-mnist-factorized-v1"):
+        loaded = vlaecodec.load_model(model)
+        files = {f"{model}-digits16.vlae": vlaecodec.compress(list(images), loaded, names=names, modes=list(modes)),
+                 f"{model}-single.vlae": vlaecodec.compress([images[3]], loaded, modes=[modes[3]])}
+        for name, blob in files.items():
+            out = HERE / name
+            if out.exists():
+                print(f"{out.name} exists; golden files are never rewritten (delete it by hand to)")
+                continue
+            out.write_bytes(blob)
+            print(f"wrote {out.name} ({len(blob)} bytes)")
+
+
+if __name__ == "__main__":
+    main()
