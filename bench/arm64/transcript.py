@@ -3,6 +3,7 @@ where constriction cannot run (Linux aarch64 has no constriction 0.5.0 wheel).
 
     python bench/arm64/transcript.py record OUT          # here (x86-64, real constriction)
     bench/arm64/run.sh python bench/arm64/transcript.py replay OUT   # emulated ARM64
+    python bench/arm64/transcript.py replay OUT --stub   # here, with the stand-in coder
 
 ``record`` writes, with the default model, one archive of the 16 sample digits (with
 names) and three single-digit files, and logs every call that encoding and decoding
@@ -22,6 +23,7 @@ the recorded bytes.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -71,7 +73,7 @@ class RecordingCoder:
         return out
 
 
-class Mismatch(AssertionError):
+class Mismatch(RuntimeError):
     pass
 
 
@@ -165,10 +167,8 @@ def record(out: Path) -> None:
     print(json.dumps(report, indent=2))
 
 
-def replay(out: Path) -> int:
-    try:
-        import constriction  # noqa: F401
-    except ImportError:
+def replay(out: Path, force_stub: bool = False) -> int:
+    if force_stub or importlib.util.find_spec("constriction") is None:
         sys.path.insert(0, str(HERE / "stub"))
     from vlaecodec import codec, load_model
     import vlaecodec
@@ -211,8 +211,12 @@ def replay(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("record", "replay"):
+    args = [a for a in sys.argv[1:] if a != "--stub"]
+    if len(args) != 2 or args[0] not in ("record", "replay"):
         sys.exit(__doc__)
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    sys.exit(record(Path(sys.argv[2])) or 0 if sys.argv[1] == "record" else replay(Path(sys.argv[2])))
+    if args[0] == "record":
+        record(Path(args[1]))
+    else:
+        sys.exit(replay(Path(args[1]), force_stub="--stub" in sys.argv))
