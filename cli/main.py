@@ -80,7 +80,8 @@ def friendly(f: Callable[..., Any]) -> Callable[..., Any]:
 def progress_bar(label: str, total: int, quiet: bool, passes: int = 1) -> Iterator[Callable[[int], None]]:
     """A callback ``f(n_done)`` drawing a bar on stderr. When ``n_done`` goes back down a
     new pass has started (e.g. evaluation's ELBO pass, then its IWAE pass)."""
-    if quiet or total <= 0:
+    if quiet or total <= 0 or not sys.stderr.isatty():
+        # (Not a terminal: a log or a pipe gets no bar, and no stray label line.)
         yield lambda n: None
         return
     state = {"last": 0, "offset": 0, "pos": 0}
