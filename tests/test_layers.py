@@ -97,27 +97,6 @@ def test_masked_conv_type_b_sees_centre_but_not_future():
         assert torch.equal(conv(xf)[0, :, 2, 2], y[0, :, 2, 2])
 
 
-@pytest.mark.parametrize("k,mask_type", [(3, "A"), (3, "B"), (5, "A"), (5, "B")])
-def test_offset_matrix_reproduces_conv_on_gathered_window(k, mask_type):
-    torch.manual_seed(2)
-    cin, cout, h, w = 3, 4, 6, 5
-    p = k // 2
-    conv = MaskedConv2d(cin, cout, k, mask_type)
-    x = torch.randn(2, cin, h, w)
-    offs = causal_offsets(k, mask_type)
-    mat = conv.offset_matrix()
-    assert mat.shape == (cin * len(offs), cout)
-    with torch.no_grad():
-        y = conv(x)
-        xp = F.pad(x, (p, p, p, p))
-        for r in range(h):
-            for c in range(w):
-                # Offset-major gather (offset, channel), as the pixel stepper lays it out.
-                g = torch.stack([xp[:, :, r + p + dr, c + p + dc] for dr, dc in offs], dim=1)
-                out = g.reshape(2, -1) @ mat + conv.bias
-                torch.testing.assert_close(out, y[:, :, r, c], rtol=1e-5, atol=1e-5)
-
-
 def test_pixelcnn_stack_is_causal():
     """The type-A + type-B stack of LocalPixelCNN: logits of pixel t never depend on
     pixels >= t (checked for every pixel, all later pixels perturbed at once)."""

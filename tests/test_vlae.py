@@ -1,4 +1,4 @@
-"""The VLAE: local receptive field, pixel stepper == full decoder, exact prior
+"""The VLAE: local receptive field, exact prior
 conditionals, ELBO/IWAE sanity and a few training steps (tiny preset, seeded)."""
 from __future__ import annotations
 
@@ -88,48 +88,6 @@ def test_receptive_field_is_local(model, pixel):
         assert torch.equal(logits[1 + i], base), f"pixel {pixel} saw a pixel outside its window (variant {i})"
     for j, pos in enumerate(inside):
         assert not torch.equal(logits[1 + n_out + j], base), f"pixel {pixel} ignores {pos} inside its window"
-
-
-# ---------------------------------------------------------------- pixel stepper
-
-def _step_all(model, z, x, garbage=None):
-    st = model.stepper(z)
-    b = z.shape[0]
-    if garbage is not None:  # values set for every pixel before any logits are read
-        for t in range(H * W):
-            st.set_pixel(t, garbage[:, t // W, t % W])
-    out = torch.empty(b, H, W, 1)
-    for t in range(H * W):
-        out[:, t // W, t % W] = st.logits(t)
-        st.set_pixel(t, x[:, t // W, t % W])
-    return out
-
-
-@pytest.fixture(scope="module")
-def stepped(model, digits):
-    """One pixel-by-pixel pass over a batch (shared: a pass is ~1 s of Python)."""
-    torch.manual_seed(7)
-    x = torch.from_numpy(digits[:5]).long()
-    x[3] = 1  # an all-ones image exercises the padding (0 = outside, -1/+1 = pixels)
-    x[4] = 0
-    z = torch.randn(5, model.cfg.latent_dim)
-    with torch.no_grad():
-        return x, z, _step_all(model, z, x)
-
-
-def test_stepper_matches_full_decoder(model, stepped):
-    x, z, out = stepped
-    with torch.no_grad():
-        full = model.decoder_logits(x, z)
-    assert out.shape == full.shape == (5, H, W, 1)
-    torch.testing.assert_close(out, full, rtol=0, atol=1e-5)
-
-
-def test_stepper_ignores_values_set_for_later_pixels(model, stepped):
-    x, z, clean = stepped
-    with torch.no_grad():
-        dirty = _step_all(model, z, x, garbage=1 - x)
-    assert torch.equal(clean, dirty)
 
 
 # ---------------------------------------------------------------- prior

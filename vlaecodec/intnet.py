@@ -181,6 +181,7 @@ class IntVLAE:
         self.elu_pos = np.concatenate([tables["lut.elu"].astype(np.float64), np.arange(1, nx.ACT_LIMIT + 1)])
         for layer in self._layers():
             layer.elu_pos = self.elu_pos
+        self.pc_head.b_sig = self.pc_head.b_round + float(nx.SIGMOID_RANGE) * 2.0 ** self.pc_head.shift
         self.direct_bins = [int(b) for b in meta["direct"]["bins"]]
         starts = np.concatenate([[0], np.cumsum(self.direct_bins)])
         flat = arrays["direct.offsets"].astype(np.float64)
@@ -252,10 +253,21 @@ class IntVLAE:
 
     def head(self, a: np.ndarray) -> np.ndarray:
         """Per-pixel head: features (..., C) -> P(x=1) as 16-bit frequencies."""
+        shape = a.shape[:-1]
+        a = a.reshape(-1, a.shape[-1])
         for l1, l2 in self.pc_blocks:
-            a = np.clip(a + l2(l1.elu(self.elu(a))), -nx.ACT_LIMIT, nx.ACT_LIMIT)
-        logit = self.pc_head(self.elu(a))[..., 0]
-        return nx.lookup(self.sig_t, logit, -nx.SIGMOID_RANGE, nx.SIGMOID_RANGE)
+            a = a + l2(l1.elu(self.elu(a)))
+            np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
+        # The logit -> frequency table read like the fused ELU: the table's offset is
+        # folded into the bias, so clip, truncate and gather (same result as
+        # lookup(sig_t, rescale(logit), -R, R)).
+        h = self.pc_head
+        acc = self.elu(a) @ h.w
+        acc += h.b_sig
+        if h.shift:
+            acc *= h.scale
+        np.clip(acc, 0.0, 2.0 * nx.SIGMOID_RANGE, out=acc)
+        return self.sig_t[acc.astype(np.intp)[:, 0]].reshape(shape)
 
     def pixel_freqs(self, x: np.ndarray, z: np.ndarray, chunk: int = 8) -> np.ndarray:
         """The parallel pass: frequencies of x_t = 1 for every pixel, (B, H*W) float64."""

@@ -39,15 +39,6 @@ class MaskedConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
-    def offset_matrix(self) -> torch.Tensor:
-        """The kernel as an (n_offsets * cin, cout) matrix matching a gather of the
-        input at ``causal_offsets`` laid out offset-major (offset, channel): used by the
-        pixel stepper, which multiplies a causal window by it."""
-        p = self.kernel_size[0] // 2
-        offs = causal_offsets(self.kernel_size[0], self.mask_type)
-        w = torch.stack([self.weight[:, :, p + dr, p + dc] for dr, dc in offs], dim=0)  # (n, cout, cin)
-        return w.permute(0, 2, 1).reshape(-1, w.shape[1]).contiguous()
-
 
 class ResBlock(nn.Module):
     """x + conv(elu(conv(elu(x)))) at constant width."""

@@ -12,9 +12,9 @@
     x ──► local PixelCNN(x_<t, zc_t) ──► p(x_t | x_<t, z)
 
 The PixelCNN's receptive field is small (a few masked 3×3 layers), so global
-structure must be carried by z. Everything is in nats. This module never touches
-bytes or an entropy coder; ``PixelStepper`` gives each pixel's distribution from its
-causal window and its z-feature alone, which is what the codec decodes with.
+structure must be carried by z. Everything is in nats. This module is the float model
+that training optimizes; it never touches bytes or an entropy coder. The codec runs
+its frozen integer counterpart (``intnet.py``, made by ``freeze.py``).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import VLAEConfig
-from .layers import MADE, MaskedConv2d, ResBlock, causal_offsets
+from .layers import MADE, MaskedConv2d, ResBlock
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -118,11 +118,6 @@ class ZFeatures(nn.Module):
         """Returns (B, L, C, H, W): the additive conditioning of each PixelCNN layer."""
         return self.proj(self.hidden(z)).view(z.shape[0], self.n_layers, self.channels, self.size, self.size)
 
-    def project_pixel(self, h_t: torch.Tensor) -> torch.Tensor:
-        """The same 1x1 projection for one pixel's features (B, zfeat) -> (B, L, C)."""
-        w = self.proj.weight.view(self.proj.out_channels, -1)
-        return F.linear(h_t, w, self.proj.bias).view(-1, self.n_layers, self.channels)
-
 
 class LocalPixelCNN(nn.Module):
     """Masked conv stack: a0 = elu(convA(x) + zc0), a_l = a_{l-1} + elu(convB(a_{l-1}) + zc_l),
@@ -150,62 +145,6 @@ class LocalPixelCNN(nn.Module):
         for i, conv in enumerate(self.convs[1:], start=1):
             a = a + F.elu(conv(a) + zc[:, i])
         return self.head_logits(a.permute(0, 2, 3, 1))
-
-
-class PixelStepper:
-    """Pixel-by-pixel evaluation of the local PixelCNN from causal windows.
-
-    Each layer's features are cached in a zero-padded (B, positions, C) buffer, so the
-    causal window of pixel t is one gather along the position axis that reshapes to a
-    (B, window * C) matrix without copying; one matmul per layer then gives pixel t's
-    features. The z-conditioning of pixel t is projected from the small upsampled map
-    at t only. Decoding costs O(layers) small matmuls per pixel instead of a full
-    network pass, and the encoder runs this very object with the true pixels so both
-    sides compute identical numbers (same function, same shapes, same batch).
-    """
-
-    def __init__(self, net: LocalPixelCNN, zfeatures: ZFeatures, z: torch.Tensor):
-        h = zfeatures.hidden(z)
-        b, _, height, width = h.shape
-        k = net.convs[0].kernel_size[0]
-        p = k // 2
-        self.net, self.zf, self.b = net, zfeatures, b
-        self.levels = net.levels
-        wp = width + 2 * p
-        self.flat = [(r + p) * wp + (c + p) for r in range(height) for c in range(width)]
-        flat = torch.tensor(self.flat)
-
-        def gather_index(mask_type: str) -> torch.Tensor:
-            offs = torch.tensor([dr * wp + dc for dr, dc in causal_offsets(k, mask_type)])
-            return flat[:, None] + offs[None, :]
-
-        self.idx_a, self.idx_b = gather_index("A"), gather_index("B")
-        size = (height + 2 * p) * wp
-        c = net.convs[0].out_channels
-        self.x_buf = torch.zeros(b, size)
-        self.a_buf = [torch.zeros(b, size, c) for _ in net.convs]
-        self.h = h.flatten(2).permute(2, 0, 1).contiguous()  # (HW, B, zfeat): one slab per pixel
-        self.mats = [conv.offset_matrix() for conv in net.convs]
-        self.biases = [conv.bias for conv in net.convs]
-
-    @torch.no_grad()
-    def logits(self, t: int) -> torch.Tensor:
-        """Logits of pixel t (raster order) for all B images: (B, K). Reads only pixels < t."""
-        pos = self.flat[t]
-        zc = self.zf.project_pixel(self.h[t])
-        g = self.x_buf.index_select(1, self.idx_a[t])
-        a = F.elu(torch.addmm(self.biases[0], g, self.mats[0]) + zc[:, 0])
-        self.a_buf[0][:, pos] = a
-        idx = self.idx_b[t]
-        for i in range(1, len(self.mats)):
-            g = self.a_buf[i - 1].index_select(1, idx).view(self.b, -1)
-            a = a + F.elu(torch.addmm(self.biases[i], g, self.mats[i]) + zc[:, i])
-            self.a_buf[i][:, pos] = a
-        return self.net.head_logits(a)
-
-    def set_pixel(self, t: int, values: torch.Tensor) -> None:
-        """Record the (decoded or true) value of pixel t for all B images."""
-        self.x_buf[:, self.flat[t]] = pixels_to_input(values, self.levels)
 
 
 @dataclass
@@ -241,10 +180,6 @@ class VLAE(nn.Module):
 
     def decoder_logits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.pixelcnn(x, self.zfeatures(z))
-
-    def stepper(self, z: torch.Tensor) -> PixelStepper:
-        """Pixel-by-pixel decoder for a batch of latents (the codec's entry point)."""
-        return PixelStepper(self.pixelcnn, self.zfeatures, z)
 
     # -- objectives -----------------------------------------------------------
     def elbo_terms(self, x: torch.Tensor, sample: bool = True) -> ELBOTerms:
