@@ -239,7 +239,7 @@ def calibrate(model: VLAE, name: str, valid: np.ndarray, *, n_kl: int = 2000, n_
     ranked.sort(key=lambda r: r[0])
     best = None
     for _, rule, bins in ranked[:4]:
-        size = _direct_bytes(IntVLAE(with_direct_bins(base, bins.tolist())), calib, rounds=1)
+        size = _direct_bytes(IntVLAE(with_direct_bins(base, bins.tolist())), calib, rounds=2)
         log(f"direct bins {rule}: {size:.2f} bytes/image (with the encoder's bin search)")
         if best is None or size < best[0]:
             best = (size, rule, bins)
