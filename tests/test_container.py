@@ -498,7 +498,8 @@ def test_pack_never_writes_what_unpack_refuses(h):
         pack(h, bytes(4096), [])
 
 
-def test_several_chains_round_trip():
+def test_several_chains_round_trip(monkeypatch):
+    monkeypatch.setattr(C, "CHAIN_IMAGES", 5)
     sched = [(2, False), (5, True), (3, False), (4, True), (1, False)]
     h = Header(model_hash=HASH, count=15, schedule=sched, chain_bytes=[7, 9])
     got = _round_trip(h, payload=bytes(40))
@@ -507,7 +508,25 @@ def test_several_chains_round_trip():
 
 
 @pytest.mark.parametrize("chain_bytes", [None, [7], [7, 9, 1], [30, 30]])
-def test_chain_lengths_must_match_the_chains_and_fit(chain_bytes):
+def test_chain_lengths_must_match_the_chains_and_fit(chain_bytes, monkeypatch):
+    monkeypatch.setattr(C, "CHAIN_IMAGES", 5)
     sched = [(2, False), (5, True), (3, False), (4, True), (1, False)]
     with pytest.raises(ValueError):
         pack(Header(model_hash=HASH, count=15, schedule=sched, chain_bytes=chain_bytes), bytes(40), [])
+
+
+def test_more_chains_than_the_image_count_allows_is_refused(monkeypatch):
+    monkeypatch.setattr(C, "CHAIN_IMAGES", 8)
+    sched = [(2, False), (5, True), (3, False), (4, True), (1, False)]   # 3 chains for 15 images
+    with pytest.raises(ValueError, match="chain"):
+        pack(Header(model_hash=HASH, count=15, schedule=sched, chain_bytes=[7, 9]), bytes(40), [])
+
+
+def test_many_small_batches_are_refused():
+    """Every batch costs the decoder a full pass of pixel steps, so a chain may not
+    claim more small batches than an encoder makes (hostile: 20 images in 19 batches)."""
+    n = 20
+    assert C.max_bits_back_batches(n) < 19
+    with pytest.raises(ContainerError, match="schedule"):
+        unpack(craft(count=n, schedule=[1] + [1] * 19, payload=bytes(40)))
+    unpack(craft(count=n, schedule=[1, 2, 3, 4, 10], payload=bytes(40)))   # what an encoder writes

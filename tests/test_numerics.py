@@ -15,10 +15,8 @@ LIMIT = int(nx.ACT_LIMIT)
 
 
 def _elu_table(stored: np.ndarray) -> np.ndarray:
-    """The table ``nx.elu`` takes, from the stored one (rotated for speed if the
-    library does that)."""
-    rotate = getattr(nx, "elu_index_table", None)
-    return rotate(stored) if rotate is not None else stored.astype(np.float64)
+    """The table ``nx.elu`` takes, from the stored one."""
+    return nx.elu_table(stored)
 
 
 def _grid(step_log2: int = -3, max_index: int = 80) -> nx.LatentGrid:

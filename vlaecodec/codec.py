@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -39,7 +40,8 @@ import numpy as np
 
 from . import numerics as nx
 from .arith import ArithDecoder, ArithEncoder
-from .container import MAX_BATCH, MAX_CHAINS, MAX_DIRECT, ContainerError, Header, pack, unpack
+from .container import (MAX_BATCH, MAX_DIRECT, ContainerError, Header, chain_count, max_bits_back_batches,
+                        pack, unpack)
 from .intnet import IntVLAE
 from .zoo import DEFAULT_MODEL, LoadedModel, ModelError, find_by_hash
 
@@ -106,11 +108,18 @@ def _decode_direct(net: IntVLAE, b: int, dec: ArithDecoder) -> np.ndarray:
     return out.T.reshape(b, net.size, net.size)
 
 
+# -log2(f / 2**16) in units of 2**-16, for every frequency f: an encoder-side score. Its
+# values sit at least 5e-6 from a rounding tie (checked in tests/test_codec.py), so any
+# log2 correct to ~1e-9 builds the same integers: the encoder's choices, hence its files,
+# do not depend on the machine's libm.
+_NLL_Q16 = np.concatenate([[0.0], np.rint(-np.log2(np.arange(1, PIXEL_TOTAL) / PIXEL_TOTAL) * 65536)])
+
+
 def _pixel_bits(x: np.ndarray, f1: np.ndarray) -> np.ndarray:
-    """-log2 P(x | z) per image from 16-bit frequencies (an encoder-side score)."""
+    """-log2 P(x | z) per image, in units of 2**-16 bits, from 16-bit frequencies."""
     xf = x.reshape(len(x), -1)
     p = np.where(xf == 1, f1, PIXEL_TOTAL - f1)
-    return -np.log2(p / PIXEL_TOTAL).sum(1)
+    return _NLL_Q16[p.astype(np.intp)].sum(1)
 
 
 def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 2) -> np.ndarray:
@@ -216,12 +225,17 @@ def _pop_bits_back(net: IntVLAE, b: int, coder) -> np.ndarray:
 
 # ------------------------------------------------------------------- scheduling
 
+_INV_LN2_Q16 = 94548             # round(2**16 / ln 2)
+_LOG2_SQRT_2PI_E_Q16 = 134159    # round(2**16 * log2(sqrt(2 pi e)))
+
+
 def _latent_bits_needed(net: IntVLAE, log_std: np.ndarray) -> np.ndarray:
-    """Expected bits popped when sampling z ~ Q on the grid, per image (an encoder-side
-    estimate that only sizes batches; the schedule itself is stored in the file)."""
-    step = 2.0 ** net.grid.step_log2
-    h = np.log2(np.exp(log_std / nx.ONE) * math.sqrt(2 * math.pi * math.e) / step)
-    return np.clip(h, 0.0, None).sum(1)
+    """Expected bits popped when sampling z ~ Q on the grid, per image: the sum over
+    dimensions of max(0, log2(sigma sqrt(2 pi e) / step)). An encoder-side estimate that
+    only sizes batches (the schedule is stored in the file), computed with integers so
+    every machine makes the same schedule."""
+    q16 = np.floor(log_std * _INV_LN2_Q16 / nx.ONE) + (_LOG2_SQRT_2PI_E_Q16 - 65536 * net.grid.step_log2)
+    return np.clip(q16, 0.0, None).sum(1) / 65536.0
 
 
 def _max_direct_bytes(net: IntVLAE) -> int:
@@ -297,10 +311,13 @@ def _compress_chain(net: IntVLAE, x: np.ndarray, progress: Progress = None,
     if pos == n:
         return schedule, start
     coder = new_coder(_bytes_to_words(start), seal=True)
+    batch_limit = max_bits_back_batches(n)
     while pos < n:
         avail = coder.num_valid_bits() / STACK_MARGIN
         cum = np.cumsum(need[pos:pos + MAX_BATCH])
         b = max(1, int(np.searchsorted(cum, avail, side="right")))
+        if len(schedule) == batch_limit:   # the container's bound: take what is left
+            b = n - pos                     # (never reached by real images)
         _push_bits_back(net, x[pos:pos + b], coder, (mean_all[pos:pos + b], log_std_all[pos:pos + b]))
         schedule.append((b, True))
         pos += b
@@ -343,9 +360,10 @@ def _decompress_chain(net: IntVLAE, sizes: list[int], payload: bytes, progress: 
 # ------------------------------------------------------------------- parallel chains
 # Long archives are split into independent chains, coded in parallel processes and
 # stored one after another (the header lists them). Each chain pays its own start (~60
-# bytes for binary digits), so chains are only made long: CHAIN_MIN_IMAGES each.
+# bytes for binary digits), so chains are long: one per CHAIN_IMAGES images. The split
+# depends on the number of images only, never on the machine, so a file is the same
+# whoever writes it; ``jobs`` only says how many processes share the chains.
 
-CHAIN_MIN_IMAGES = 2000
 _WORKER_NET: IntVLAE | None = None   # the model, inherited by forked workers
 
 
@@ -359,7 +377,8 @@ def default_jobs() -> int:
 def _pool(workers: int):
     """A process pool whose workers inherit the model by fork; None where fork is missing
     (then chains run one after another: same files, no parallelism)."""
-    if workers < 2 or "fork" not in mp.get_all_start_methods():
+    # Fork only on Linux: macOS offers it but its system libraries are not fork-safe.
+    if workers < 2 or sys.platform != "linux":
         return None
     return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
 
@@ -388,7 +407,7 @@ def _run_chains(net: IntVLAE, jobs: int, fn, args: list[tuple], sizes: list[int]
                 if progress:
                     progress(done)
             return out
-        with pool:
+        try:
             futures = [pool.submit(fn, *a) for a in args]
             out, done = [], 0
             for f, n in zip(futures, sizes):
@@ -397,6 +416,8 @@ def _run_chains(net: IntVLAE, jobs: int, fn, args: list[tuple], sizes: list[int]
                 if progress:
                     progress(done)
             return out
+        finally:   # on a failure, do not wait for the other chains
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         _WORKER_NET = None
 
@@ -404,9 +425,10 @@ def _run_chains(net: IntVLAE, jobs: int, fn, args: list[tuple], sizes: list[int]
 def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequence[str] | None = None,
              modes: Sequence[str] | None = None, progress: Progress = None,
              stats: dict | None = None, jobs: int | None = None) -> bytes:
-    """Code ``images`` into one .vlae file. ``jobs``: processes to code with (default:
-    the usable cores); archives of at least 2 * CHAIN_MIN_IMAGES images are split into
-    that many chains. ``stats``, if given, receives the file's make-up."""
+    """Code ``images`` into one .vlae file. Archives of ``2 * CHAIN_IMAGES`` images or more
+    are split into one chain per CHAIN_IMAGES images, coded by ``jobs`` processes
+    (default: the usable cores; the file does not depend on it). ``stats``, if given,
+    receives the file's make-up."""
     net = loaded.net
     x = _check_images(images, net)
     n = len(x)
@@ -414,8 +436,8 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
     if names is not None and len(names) != n:
         raise ContainerError("one name per image expected")
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
-    n_chains = max(1, min(jobs, n // CHAIN_MIN_IMAGES, MAX_CHAINS))
-    bounds = np.linspace(0, n, n_chains + 1).astype(int)
+    n_chains = chain_count(n)
+    bounds = [i * n // n_chains for i in range(n_chains + 1)]
     st: dict = {}
     if n_chains == 1:
         schedule, payload = _compress_chain(net, x, progress, st)

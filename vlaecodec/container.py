@@ -62,6 +62,20 @@ MAX_BATCH = 1000          # images per bits-back batch
 MAX_DIRECT = 16           # images in the directly coded batch (its exact coder is quadratic in length)
 MAX_SIDE = 1024
 MAX_CHAINS = 256
+CHAIN_IMAGES = 5000       # an encoder makes one chain per CHAIN_IMAGES images
+
+
+def chain_count(count: int) -> int:
+    """How many chains an archive of ``count`` images is split into."""
+    return max(1, min(MAX_CHAINS, count // CHAIN_IMAGES))
+
+
+def max_bits_back_batches(chain_images: int) -> int:
+    """At most this many bits-back batches in a chain of ``chain_images`` images. Batches
+    grow ~1.4x per batch up to MAX_BATCH, so a real chain has about log1.4(MAX_BATCH)
+    growing batches, then full ones; every batch costs the decoder a full pass of
+    sequential pixel steps, so a header claiming many small batches is refused."""
+    return 2 * chain_images.bit_length() + 8 + chain_images // MAX_BATCH
 # A bits-back image costs about 15 bytes (a blank one still several bits of KL); the
 # encoder refuses to write more bits-back images than payload bytes, so a header that
 # claims more is corrupt or hostile. Decoding work is thus bounded by the file's size.
@@ -173,7 +187,7 @@ def _encode_names(out: bytearray, names: list[str]) -> None:
         start, width = int(digits), len(digits)
         expected = [f"{prefix}{start + i:0{width}d}{suffix}" for i in range(len(names))]
         if (expected == list(names) and width <= 64 and start < 1 << 40
-                and max(len(prefix.encode()), len(suffix.encode())) <= MAX_NAME_BYTES):
+                and len(prefix.encode()) + max(width, 13) + len(suffix.encode()) <= MAX_NAME_BYTES):
             out.append(NAMES_PATTERN)
             for s in (prefix, suffix):
                 b = s.encode()
@@ -195,6 +209,8 @@ def _decode_names(r: _Reader, count: int):
     if kind == NAMES_PATTERN:
         prefix, suffix = r.string(), r.string()
         width, start = r.varint(64), r.varint(1 << 40)
+        if len(prefix.encode()) + max(width, 13) + len(suffix.encode()) > MAX_NAME_BYTES:
+            raise ContainerError("corrupt header (file names too long)")
         return lambda: [f"{prefix}{start + i:0{width}d}{suffix}" for i in range(count)]
     if kind == NAMES_LIST:
         blob = r.take(r.varint(r.end))
@@ -243,11 +259,12 @@ def _check_writable(h: Header, payload_bytes: int) -> None:
         if not h.schedule or h.schedule[0][1] or sum(s for s, _ in h.schedule) != h.count:
             raise ContainerError("schedule must start with a direct batch and cover every image")
         chains = h.chains()
-        bad = [c for c in chains if c[0] > MAX_DIRECT or c[0] < 1 or any(not 1 <= b <= MAX_BATCH for b in c[1:])]
-        if bad or (len(chains) == 1 and len(chains[0]) < 2) or len(chains) > MAX_CHAINS:
+        bad = [c for c in chains if c[0] > MAX_DIRECT or c[0] < 1 or any(not 1 <= b <= MAX_BATCH for b in c[1:])
+               or len(c) - 1 > max_bits_back_batches(sum(c))]
+        if bad or (len(chains) == 1 and len(chains[0]) < 2) or len(chains) > chain_count(h.count):
             raise ContainerError(f"a schedule is chains of one direct batch (<= {MAX_DIRECT} images) and "
-                                 f"bits-back batches of <= {MAX_BATCH} (one chain: at least one of those; "
-                                 f"at most {MAX_CHAINS} chains)")
+                                 f"bits-back batches of <= {MAX_BATCH} (one chain: at least one of those), "
+                                 f"one chain per {CHAIN_IMAGES} images, few small batches per chain")
         if len(h.chain_bytes or []) != len(chains) - 1 or sum(h.chain_bytes or []) > payload_bytes:
             raise ContainerError("a schedule of several chains needs one payload length per chain but the "
                                  "last, within the payload")
@@ -365,11 +382,12 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
             raise ContainerError("corrupt header (image modes)")
     schedule, chain_bytes = None, None
     if flags & F_SCHED:
-        n_chains = r.varint(min(MAX_CHAINS, count))
+        n_chains = r.varint(chain_count(count))
         schedule = []
         for _ in range(n_chains):
             sizes = [r.varint(MAX_BATCH) for _ in range(r.varint(count))]
-            if not sizes or min(sizes) == 0 or sizes[0] > MAX_DIRECT:
+            if (not sizes or min(sizes) == 0 or sizes[0] > MAX_DIRECT
+                    or len(sizes) - 1 > max_bits_back_batches(sum(sizes))):
                 raise ContainerError("corrupt header (batch schedule)")
             schedule += [(s, i > 0) for i, s in enumerate(sizes)]
             if len(schedule) > count:

@@ -1,14 +1,16 @@
 """Freezing: a trained float VLAE -> the integer coding model that files are written with.
 
-``to_integer`` quantizes every layer (per-layer power-of-two weight scales, 16-bit
-weights, biases at the accumulator's scale) and attaches the frozen lookup tables of
+``to_integer`` quantizes every layer (per-layer power-of-two weight scales, weights
+within +-2**15, biases at the accumulator's scale) and attaches the frozen lookup tables of
 ``numerics.py``; ``write_model`` stores the result as a ``.npz`` (no pickles) whose
 sha256 identifies the model in every file it writes. Calibration and the shipped
 manifests live in ``train.freeze`` (``vlaecodec train freeze``), which calls this.
 
-Post-training quantization is enough here: with 16-bit weights and activations on a
-2**-12 grid the integer model's code length stays within a few hundredths of a percent
-of the float model's -ELBO (measured at freeze time and written into the manifest).
+Post-training quantization is enough here: with such weights and activations on a
+2**-12 grid, the shipped models' integer files came within 0.02% (AR prior) and 0.12%
+(factorized) of the float models' -ELBO on the test set (measured at freeze time and
+written into the manifests), so no quantization-aware training is needed. Every model
+built here is checked for exactness by ``IntVLAE`` (sums below 2**52 in every layer).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ def _quantize(w: torch.Tensor, b: torch.Tensor | None, fin: int, in_bound: float
     w = w.detach().double()
     wmax = float(w.abs().max())
     fw = nx.WEIGHT_BITS - (math.ceil(math.log2(wmax)) if wmax > 0 else 0)
-    fw = max(fw, nx.FRAC - fin)          # the shift back to FRAC bits must be >= 0
+    fw = max(fw, nx.FRAC - fin)          # the shift back to FRAC bits must be >= 0 (huge weights)
     wq = torch.round(w * 2.0 ** fw)
     bq = (torch.round(b.detach().double() * 2.0 ** (fin + fw)) if b is not None
           else torch.zeros(w.shape[0], dtype=torch.float64))
@@ -180,8 +182,6 @@ def model_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def build(model: VLAE, **kw: Any) -> IntVLAE:
-    return IntVLAE(to_integer(model, **kw))
 
 
 # ------------------------------------------------------------ calibrate and ship

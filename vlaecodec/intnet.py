@@ -44,7 +44,18 @@ class Dense:
         # is >= 0, truncation to an integer index is floor, and the index needs no offset.
         self.b_elu = self.b_round + float(nx.ELU_RANGE) * 2.0 ** shift
         self.w_b_elu = np.vstack([self.w, self.b_elu[None, :]])   # bias as a last input row
+        self.b_sig = self.b_round           # the head's: set by IntVLAE
         self.elu_pos: np.ndarray | None = None   # set by IntVLAE: ELU at index v + ELU_RANGE
+
+    def check_exact(self, in_bound: float) -> None:
+        """Refuse a layer whose sums could round: every GEMM partial sum, with any of the
+        biases (plain, rounded, with a fused table offset), must stay below 2**52."""
+        if self.shift < 0 or not np.all(np.isfinite(self.w)) or np.any(self.w != np.round(self.w)):
+            raise ValueError("a layer has a negative shift or non-integer weights")
+        col = np.abs(self.w).sum(0) * in_bound
+        bias = np.max(np.abs([self.b, self.b_round, self.b_elu, self.b_sig]), axis=0)
+        if float((col + bias).max()) >= nx.EXACT_LIMIT:
+            raise ValueError("a layer's sums could exceed 2**52: the model file is not exact")
 
     def _acc(self, x: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
         # 2-D GEMMs (numpy would loop over leading axes of an N-D matmul). ``extra`` holds
@@ -89,7 +100,13 @@ _PHASE_TAPS = {0: [(0, 1), (-1, 3)], 1: [(1, 0), (0, 2)]}
 
 
 def causal_offsets(kernel: int, mask_type: str) -> list[tuple[int, int]]:
-    """(row, col) offsets a masked kernel reads, in kernel raster order (as layers.py)."""
+    """(row, col) offsets a masked kernel may read, in kernel raster order.
+
+    Type "A" (first layer) sees only pixels strictly before the centre in raster
+    order; type "B" (later layers) also sees the centre, which at that point holds
+    features of earlier pixels only. (layers.MaskedConv2d builds its mask from this.)"""
+    if mask_type not in ("A", "B"):
+        raise ValueError("mask_type must be 'A' or 'B'")
     p = kernel // 2
     return [(dr, dc) for dr in range(-p, 1) for dc in range(-p, p + 1)
             if dr < 0 or dc < 0 or (dc == 0 and mask_type == "B")]
@@ -124,7 +141,7 @@ class IntVLAE:
         self.cfg = cfg = VLAEConfig.from_dict(meta["config"])
         tables = {k: arrays[k] for k in arrays if k.startswith("lut.")}
         nx.check_tables(tables)
-        self.elu_t = nx.elu_index_table(tables["lut.elu"])
+        self.elu_t = nx.elu_table(tables["lut.elu"])
         self.sig_t = tables["lut.sigmoid"].astype(np.float64)
         lat = meta["latent"]
         self.grid = nx.LatentGrid(lat["step_log2"], lat["max_index"], tables["lut.phi"], tables["lut.inv_sigma"])
@@ -178,10 +195,10 @@ class IntVLAE:
             for i in range(cfg.pcnn_layers)]
         self.pc_blocks = [(dense(f"pc.blk{i}.l1"), dense(f"pc.blk{i}.l2")) for i in range(cfg.pcnn_out_blocks)]
         self.pc_head = dense("pc.head")
-        self.elu_pos = np.concatenate([tables["lut.elu"].astype(np.float64), np.arange(1, nx.ACT_LIMIT + 1)])
-        for layer in self._layers():
-            layer.elu_pos = self.elu_pos
         self.pc_head.b_sig = self.pc_head.b_round + float(nx.SIGMOID_RANGE) * 2.0 ** self.pc_head.shift
+        for layer in self._layers():
+            layer.elu_pos = self.elu_t
+            layer.check_exact(self._input_bound(layer))
         self.direct_bins = [int(b) for b in meta["direct"]["bins"]]
         starts = np.concatenate([[0], np.cumsum(self.direct_bins)])
         flat = arrays["direct.offsets"].astype(np.float64)
@@ -190,6 +207,12 @@ class IntVLAE:
         self.direct_offsets = [flat[starts[i]:starts[i + 1]] for i in range(len(self.direct_bins))]
 
     # ------------------------------------------------------------ helpers
+    def _input_bound(self, layer: Dense) -> float:
+        """The largest |input| a layer can see: pixels for the first layers, else ACT_LIMIT."""
+        if layer is self.enc_c1 or layer is self.pc_convs[0]:
+            return float(max((self.levels - 1) * nx.ONE, nx.ACT_LIMIT))
+        return nx.ACT_LIMIT
+
     def _layers(self) -> list[Dense]:
         out = [self.enc_c1, self.enc_c2, self.enc_out, self.zf_lin, *sum(self.zf_up, []), *self.pc_convs,
                self.pc_head]
@@ -222,11 +245,11 @@ class IntVLAE:
     def prior_means(self, z: np.ndarray) -> np.ndarray:
         """m(z) with m_i depending on z_<i only: masked weights are exact zeros, so
         entries >= i of z may hold anything (a decoder passes zeros)."""
-        u, m = z, np.zeros_like(z)
+        u, m = np.clip(z, -nx.ACT_LIMIT, nx.ACT_LIMIT), np.zeros_like(z)
         for l1, l2 in self.prior_steps:
             shift = l2(l1.elu(u))
-            m = m + shift
-            u = u - shift
+            m = np.clip(m + shift, -nx.ACT_LIMIT, nx.ACT_LIMIT)   # keep every layer input bounded
+            u = np.clip(u - shift, -nx.ACT_LIMIT, nx.ACT_LIMIT)
         return m
 
     # ------------------------------------------------------------ p(x|z)
@@ -299,7 +322,8 @@ class IntVLAE:
         """Latents of direct coding from bin indices (B, D): z_i = m_i(z_<i) + offset_i[j_i]."""
         z = np.zeros(js.shape)
         for i in range(js.shape[1]):
-            z[:, i] = self.prior_means(z)[:, i] + self.direct_offsets[i][js[:, i]]
+            z[:, i] = np.clip(self.prior_means(z)[:, i] + self.direct_offsets[i][js[:, i]],
+                              -nx.ACT_LIMIT, nx.ACT_LIMIT)
         return z
 
 

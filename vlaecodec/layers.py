@@ -5,23 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def causal_offsets(kernel: int, mask_type: str) -> list[tuple[int, int]]:
-    """(row, col) offsets a masked kernel may read, in kernel raster order.
-
-    Type "A" (first layer) sees only pixels strictly before the centre in raster
-    order; type "B" (later layers) also sees the centre, which at that point holds
-    features of earlier pixels only.
-    """
-    if mask_type not in ("A", "B"):
-        raise ValueError("mask_type must be 'A' or 'B'")
-    p = kernel // 2
-    offs = []
-    for dr in range(-p, 1):
-        for dc in range(-p, p + 1):
-            if dr < 0 or dc < 0 or (dc == 0 and mask_type == "B"):
-                offs.append((dr, dc))
-    return offs
+from .intnet import causal_offsets  # (one definition, shared with the integer model)
 
 
 class MaskedConv2d(nn.Conv2d):

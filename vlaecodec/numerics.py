@@ -16,17 +16,20 @@ The arithmetic (the whole contract, in words)
   integer matmul is not, and float64 represents every integer below 2**53 exactly.
 * **Layers.** ``y = W x + b`` is ``acc = X @ Wq + bq`` followed by ``rescale(acc, s)``:
   ``floor(acc * 2**-s + 1/2)`` (a rounding right shift) clipped to ``[-ACT_LIMIT,
-  ACT_LIMIT]``. With ``|x| <= 2**19``, ``|Wq| <= 2**15`` and fan-in below 2**18, every
-  partial sum is an integer below 2**52, so each addition inside the GEMM is exact *in any
-  order, blocked or not, with or without FMA*: the result is the same integer on every
-  IEEE-754 machine, any BLAS, any thread count. Multiplying by a power of two, adding
-  1/2 and ``floor`` are exact too. ``freeze.py`` checks the fan-in bound per layer.
+  ACT_LIMIT]``. Every layer's input is within ``2**19`` (pixels: ``(L-1) * 2**12``), so
+  every partial sum is an integer below ``sum|Wq| * 2**19 + |bias|`` per output; each
+  model file is checked, when frozen and again when loaded, to keep that below 2**52 in
+  every layer (with the bias offsets of the fused forms below). Then each addition
+  inside the GEMM is exact *in any order, blocked or not, with or without FMA*: the
+  result is the same integer on every IEEE-754 machine, any BLAS, any thread count.
+  Multiplying by a power of two, adding 1/2 and ``floor`` are exact too.
 * **Nonlinearities** are frozen lookup tables indexed by those integers (ELU, the pixel
   sigmoid, exp(-log sigma), the Gaussian CDF). They are computed once at freeze time and
   stored in the model file, so no exp/log/erf is evaluated at coding time.
 * **Probabilities** reach the entropy coders as integer frequencies: the arithmetic coder
-  takes them as Python ints; constriction takes them as integer-valued float64 arrays,
-  which its ``perfect=False`` models turn into fixed-point by sums, one division and
+  takes them as Python ints; constriction takes them as float64 arrays that hold them
+  exactly (integer frequencies, or f / 2**16 for a binary pixel), which its
+  ``perfect=False`` models turn into fixed point by sums, one division and
   multiplications (basic IEEE operations, identical everywhere).
 
 Latents
@@ -78,18 +81,17 @@ def lookup(table: np.ndarray, v: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return table[idx.astype(np.intp)]
 
 
-def elu_index_table(stored: np.ndarray) -> np.ndarray:
-    """The stored ELU table (values at v = -ELU_RANGE..0) -> a table indexed by v itself
-    for every v in [-ELU_RANGE, ACT_LIMIT]: identity for v >= 0, numpy's negative
-    indices reaching the stored values from the end. One gather then does the whole ELU."""
-    t = np.asarray(stored, dtype=np.float64)
-    return np.concatenate([np.arange(ACT_LIMIT + 1), t[:-1]])
+def elu_table(stored: np.ndarray) -> np.ndarray:
+    """The stored ELU table (values at v = -ELU_RANGE..0) extended by the identity up to
+    ACT_LIMIT: index v + ELU_RANGE gives ELU(v) for every v in [-ELU_RANGE, ACT_LIMIT]."""
+    return np.concatenate([np.asarray(stored, dtype=np.float64), np.arange(1, ACT_LIMIT + 1)])
 
 
 def elu(y: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """ELU in fixed point: y for y >= 0, the frozen table below 0 (saturating at -1 below
-    -ELU_RANGE); ``table`` from ``elu_index_table``; ``y`` within +-ACT_LIMIT."""
-    return table[np.clip(y, -ELU_RANGE, ACT_LIMIT).astype(np.intp)]
+    """ELU in fixed point (saturating at -1 below -ELU_RANGE); ``table`` from ``elu_table``."""
+    idx = np.clip(y, -ELU_RANGE, ACT_LIMIT)
+    idx += ELU_RANGE
+    return table[idx.astype(np.intp)]
 
 
 # -------------------------------------------------------- frozen tables
@@ -118,6 +120,8 @@ def check_tables(t: dict[str, np.ndarray]) -> None:
         a = t.get(k)
         if a is None or a.shape != (n,):
             raise ValueError(f"lookup table {k} is missing or has the wrong size")
+    if t["lut.elu"][-1] != 0 or np.any(np.diff(t["lut.elu"]) < 0):
+        raise ValueError("lookup table lut.elu is not an ELU")
     if np.any(np.diff(t["lut.phi"]) < 0) or t["lut.phi"][0] < 0 or t["lut.phi"][-1] > 1 << CDF_BITS:
         raise ValueError("lookup table lut.phi is not a CDF")
     sig = t["lut.sigmoid"]
@@ -159,7 +163,7 @@ class LatentGrid:
     def posterior_freqs(self, mean: np.ndarray, log_std: np.ndarray) -> np.ndarray:
         """Frequencies of q(z|x) per cell: (N,) mean, log_std (fixed point) -> (N, 2K+1)."""
         inv = lookup(self.inv_sigma, log_std, LOG_STD_MIN, LOG_STD_MAX)
-        u = (self.edges[None, :] - mean[:, None]) * inv[:, None]   # < 2**17 * 2**27: exact
+        u = (self.edges[None, :] - mean[:, None]) * inv[:, None]   # < 2**20 * 2**27: exact
         return self._freqs(rescale(u, INV_SIGMA_FRAC))
 
     def prior_freqs(self, m: np.ndarray) -> np.ndarray:
