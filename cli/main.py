@@ -244,6 +244,11 @@ def cli() -> None:
 @click.option("--names/--no-names", default=None,
               help="Store the input file names (default: yes for archives, no for a single image).")
 @click.option("--binarize", is_flag=True, help="Threshold non-binary images at 128 instead of refusing them.")
+@click.option("--lossy", is_flag=True,
+              help="Keep only each image's latent code (a few bytes); decompression redraws the "
+                   "details with the model. Never used unless asked.")
+@click.option("--rate", type=click.IntRange(min=1), default=None,
+              help="Lossy rate level, from 1 (fewest bytes) up (most faithful); see `vlaecodec models`.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Processes (default: the usable cores). Archives of 4,000+ images are split into "
                    "this many independent chains, coded in parallel (~60 bytes each).")
@@ -251,7 +256,7 @@ def cli() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @friendly
 def compress(inputs: tuple[str, ...], output: str, model: str | None, names: bool | None,
-             binarize: bool, jobs: int | None, force: bool, quiet: bool) -> None:
+             binarize: bool, lossy: bool, rate: int | None, jobs: int | None, force: bool, quiet: bool) -> None:
     """Compress PNG images into one .vlae archive.
 
     INPUTS are PNG files, folders of PNGs (taken in name order) or '-' for one PNG
@@ -266,6 +271,7 @@ def compress(inputs: tuple[str, ...], output: str, model: str | None, names: boo
     Example:
         vlaecodec compress samples/digits -o digits.vlae
         vlaecodec compress a.png b.png -o ab.vlae --model vlae-mnist-v1
+        vlaecodec compress samples/digits -o sketch.vlae --lossy --rate 3
         cat a.png | vlaecodec compress - -o - > a.vlae
     """
     import vlaecodec
@@ -276,6 +282,8 @@ def compress(inputs: tuple[str, ...], output: str, model: str | None, names: boo
         raise click.ClickException(f"{output} exists; pass --force to overwrite it")
     loaded = vlaecodec.load_model(model)
     size = loaded.config.image_size
+    if rate is not None and not lossy:
+        raise click.UsageError("--rate sets the lossy rate level: use it with --lossy")
     if loaded.config.pixel_levels != 2:
         raise click.ClickException(f"model {loaded.name} codes {loaded.config.pixel_levels}-level pixels; "
                                    "this command handles binary models only")
@@ -298,7 +306,8 @@ def compress(inputs: tuple[str, ...], output: str, model: str | None, names: boo
         dup = next(n for n in store_names if store_names.count(n) > 1)
         raise click.ClickException(f"two inputs are named {dup!r}; rename them or pass --no-names")
     with progress_bar("compressing", len(images), quiet) as cb:
-        blob = vlaecodec.compress(images, loaded, names=store_names, modes=modes, progress=cb, jobs=jobs)
+        blob = vlaecodec.compress(images, loaded, names=store_names, modes=modes, progress=cb, jobs=jobs,
+                                  lossy=lossy, rate=rate)
     if out_path is None:
         _write_stdout(blob)
     else:
@@ -413,6 +422,12 @@ def info(file: str, elbo: bool, quiet: bool) -> None:
     click.echo(f"image size: {h.width}x{h.height} pixels")
     click.echo(f"file size: {len(data)} bytes ({len(data) / h.count:.2f} bytes/image)")
     click.echo(f"real rate: {real:.4f} bits/dim")
+    if h.lossy_level:
+        from vlaecodec.lossy import draw_name
+        click.echo(f"lossy: yes, rate level {h.lossy_level}; decompression draws {draw_name(h.lossy_draw)} "
+                   "from the stored latents (the images differ from the originals)")
+        return
+    click.echo("lossy: no (decompression gives back every pixel)")
     if not elbo:
         return
     import numpy as np

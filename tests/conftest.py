@@ -40,7 +40,9 @@ def _write_tiny_model(d: Path) -> None:
     torch.save({"format_version": FORMAT_VERSION, "config": model.cfg.to_dict(),
                 "state_dict": model.state_dict(), "training": {}, "versions": library_versions()}, fpath)
     bins = [4, 3, 2, 1, 1, 2, 1, 1]   # some dimensions sent directly, some not
-    blob = freeze.model_bytes(freeze.to_integer(model, name=TINY_NAME, direct_bins=bins))
+    arrays = freeze.to_integer(model, name=TINY_NAME, direct_bins=bins)
+    arrays = freeze.with_lossy_levels(arrays, freeze.lossy_tables(np.linspace(1.0, 0.1, model.cfg.latent_dim)))
+    blob = freeze.model_bytes(arrays)
     ipath = d / f"{TINY_NAME}.npz"
     ipath.write_bytes(blob)
     (d / f"{TINY_NAME}.json").write_text(json.dumps({

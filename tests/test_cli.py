@@ -488,3 +488,40 @@ def test_eval_a_float_checkpoint(tmp_path, monkeypatch):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     fails_cleanly(run("eval", "--model", bad, "--iwae-k", "0", "-q"), "bad.pt")
+
+
+# ------------------------------------------------------------------ lossy
+
+def test_lossy_compress_decompress_and_info(pngs, tmp_path):
+    d, x = pngs
+    arc = tmp_path / "l.vlae"
+    ok(run("compress", d, "-o", arc, "--lossy", "--rate", "3", *M))
+    out = tmp_path / "out"
+    ok(run("decompress", arc, "-o", out))
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["cat.png", "dog.png", "emu.png"]
+    for p in out.iterdir():
+        px, mode = read_png(p)
+        assert px.shape == (28, 28) and mode == "1"
+    r = ok(run("info", arc))
+    assert "lossy: yes, rate level 3" in r.output
+    r = ok(run("info", "--no-elbo", arc))
+    assert "lossy: yes" in r.output
+
+
+def test_lossless_info_says_so(pngs, tmp_path):
+    d, _ = pngs
+    arc = tmp_path / "a.vlae"
+    ok(run("compress", d, "-o", arc, *M))
+    assert "lossy: no" in ok(run("info", "--no-elbo", arc)).output
+
+
+def test_rate_without_lossy_is_a_usage_error(pngs, tmp_path):
+    d, _ = pngs
+    r = run("compress", d, "-o", tmp_path / "x.vlae", "--rate", "2", *M)
+    assert r.exit_code == 2 and "use it with --lossy" in r.stderr and "Traceback" not in r.output
+
+
+def test_unknown_rate_level_is_one_line(pngs, tmp_path):
+    d, _ = pngs
+    fails_cleanly(run("compress", d, "-o", tmp_path / "x.vlae", "--lossy", "--rate", "15", *M), "rate level")

@@ -13,6 +13,9 @@ and varints: 10 bytes for one image of the default model::
     [..]    var   height, width (varints), if X_SHAPE; otherwise 28 x 28
     [..]    var   pixel levels (varint), if X_LEVELS; otherwise 2 (binary)
     [..]    var   image modes, if X_MODES: one code for all, or 2 bits per image
+    [..]    1     lossy: rate level (low 4 bits) and how pixels are drawn (high 4 bits), if
+                  X_LOSSY; the payload is then the latents' bits only, and the final CRC
+                  covers the payload instead of the pixels (they are redrawn from it)
     [..]    var   chains, if SCHED: the number of independent bits-back chains (coded in
                   parallel), then for each chain its batch count and batch sizes (a chain's
                   first batch is coded directly, the others with bits back), then the
@@ -47,7 +50,7 @@ HASH_BYTES = 3
 DEFAULT_SHAPE = (28, 28)
 
 F_MULTI, F_SCHED, F_NAMES, F_EXT = 1, 2, 4, 8
-X_NAME, X_SHAPE, X_LEVELS, X_MODES = 1, 2, 4, 8
+X_NAME, X_SHAPE, X_LEVELS, X_MODES, X_LOSSY = 1, 2, 4, 8, 16
 
 # Image modes: how an image is written back. Binary images came in as mode-1 PNGs or as
 # grayscale PNGs holding only 0 and 255; 8-bit images are grayscale.
@@ -103,6 +106,8 @@ class Header:
     chain_bytes: list[int] | None = None  # payload bytes of each chain but the last
     names: list[str] | None = None
     modes: list[str] = field(default_factory=list)  # one of MODES per image ([] = default)
+    lossy_level: int = 0                  # 0: lossless; 1..15: a lossy rate level
+    lossy_draw: int = 0                   # how a lossy decoder draws pixels (codec.DRAWS)
     version: int = FORMAT_VERSION
     crc32: int = 0
     _crc_base: int = 0                    # CRC32 of the header bytes and payload length
@@ -250,7 +255,10 @@ def _check_writable(h: Header, payload_bytes: int) -> None:
         raise ContainerError(f"image sides must be 1..{MAX_SIDE} pixels")
     if h.levels not in (2, 256):
         raise ContainerError("pixel levels must be 2 or 256")
-    if h.schedule is None:
+    if h.lossy_level:
+        if not (1 <= h.lossy_level <= 15 and 0 <= h.lossy_draw <= 15) or h.schedule is not None:
+            raise ContainerError("lossy files have a rate level 1..15, a draw code 0..15 and no schedule")
+    elif h.schedule is None:
         if h.count > MAX_DIRECT:
             raise ContainerError(f"at most {MAX_DIRECT} images can be coded directly")
         if h.chain_bytes:
@@ -271,7 +279,8 @@ def _check_writable(h: Header, payload_bytes: int) -> None:
 
 
 def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
-    """Header + payload; the final CRC also covers ``pixels`` (the images as coded)."""
+    """Header + payload; the final CRC also covers ``pixels`` (the images as coded; for a
+    lossy file, pass the payload itself)."""
     if len(h.model_hash) < 2 * HASH_BYTES:
         raise ValueError("model hash prefix too short")
     modes = h.image_modes()
@@ -285,7 +294,8 @@ def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
     _check_writable(h, len(payload))
     default = default_mode(h.levels)
     ext = ((X_NAME if h.model_name else 0) | (X_SHAPE if (h.height, h.width) != DEFAULT_SHAPE else 0)
-           | (X_LEVELS if h.levels != 2 else 0) | (X_MODES if any(m != default for m in modes) else 0))
+           | (X_LEVELS if h.levels != 2 else 0) | (X_MODES if any(m != default for m in modes) else 0)
+           | (X_LOSSY if h.lossy_level else 0))
     flags = ((F_MULTI if h.count > 1 else 0) | (F_SCHED if h.schedule is not None else 0)
              | (F_NAMES if h.names is not None else 0) | (F_EXT if ext else 0))
     out = bytearray(MAGIC)
@@ -316,6 +326,8 @@ def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
             for i, c in enumerate(codes):
                 packed |= c << (2 * i)
             out += packed.to_bytes((h.count + 3) // 4, "little")
+    if h.lossy_level:
+        out.append(h.lossy_level | (h.lossy_draw << 4))
     if h.schedule is not None:
         chains = h.chains()
         put_varint(out, len(chains))
@@ -347,7 +359,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     r = _Reader(data, len(data))
     r.take(3)
     ext = r.take(1)[0] if flags & F_EXT else 0
-    if ext & ~(X_NAME | X_SHAPE | X_LEVELS | X_MODES) or (flags & F_EXT and not ext):
+    if ext & ~(X_NAME | X_SHAPE | X_LEVELS | X_MODES | X_LOSSY) or (flags & F_EXT and not ext):
         raise ContainerError("corrupt header (unknown flags)")
     model_hash = r.take(HASH_BYTES).hex()
     model_name = r.string() if ext & X_NAME else None
@@ -380,6 +392,12 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
             modes = [MODES[c] for c in codes]
         else:
             raise ContainerError("corrupt header (image modes)")
+    lossy_level = lossy_draw = 0
+    if ext & X_LOSSY:
+        b = r.take(1)[0]
+        lossy_level, lossy_draw = b & 15, b >> 4
+        if not lossy_level or flags & F_SCHED:
+            raise ContainerError("corrupt header (lossy settings)")
     schedule, chain_bytes = None, None
     if flags & F_SCHED:
         n_chains = r.varint(chain_count(count))
@@ -396,7 +414,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         if (n_chains == 0 or sum(s for s, _ in schedule) != count or (n_chains == 1 and len(schedule) < 2)
                 or sum(chain_bytes) > len(data)):
             raise ContainerError("corrupt header (batch schedule)")
-    elif count > MAX_DIRECT:
+    elif count > MAX_DIRECT and not lossy_level:
         raise ContainerError("corrupt header (too many directly coded images)")
     build_names = _decode_names(r, count) if flags & F_NAMES else None
     crc_end = r.pos                 # both CRCs cover the header up to here
@@ -412,7 +430,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     names = build_names() if build_names else None
     h = Header(model_hash=model_hash, count=count, height=height, width=width, levels=levels,
                model_name=model_name, schedule=schedule, chain_bytes=chain_bytes, names=names, modes=modes,
-               version=version,
+               lossy_level=lossy_level, lossy_draw=lossy_draw, version=version,
                crc32=crc, _crc_base=base)
     return h, payload
 

@@ -150,6 +150,32 @@ def direct_offsets(bins: list[int]) -> np.ndarray:
     return np.array(out, dtype=np.int32)
 
 
+# Lossy rate levels: (dimensions sent, bits each), dimensions taken in order of their KL
+# (the information the model puts in them). Level 4 sends 32 bits per image.
+LOSSY_LEVELS = [(8, 1), (16, 1), (24, 1), (32, 1), (32, 2), (48, 2), (64, 2), (64, 3)]
+
+
+def lossy_tables(kl: np.ndarray) -> list[list[int]]:
+    """Bins per dimension for each lossy level (powers of two, so the code is plain bits)."""
+    order = np.argsort(-np.asarray(kl), kind="stable")
+    out = []
+    for dims, bits in LOSSY_LEVELS:
+        bins = np.ones(len(kl), int)
+        bins[order[:min(dims, len(kl))]] = 1 << bits
+        out.append(bins.tolist())
+    return out
+
+
+def with_lossy_levels(arrays: dict[str, np.ndarray], tables: list[list[int]]) -> dict[str, np.ndarray]:
+    """A copy of a model's arrays with lossy rate levels."""
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    meta["lossy"] = {"levels": [[int(b) for b in t] for t in tables]}
+    out = dict(arrays)
+    out["lossy.offsets"] = np.concatenate([direct_offsets(t) for t in tables]).astype(np.int32)
+    out["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    return out
+
+
 def with_direct_bins(arrays: dict[str, np.ndarray], bins: list[int]) -> dict[str, np.ndarray]:
     """A copy of a model's arrays with another direct-coding bin table."""
     meta = json.loads(bytes(arrays["meta"]).decode())
@@ -256,6 +282,7 @@ def calibrate(model: VLAE, name: str, valid: np.ndarray, *, n_kl: int = 2000, n_
     step = max(s_ for s_, r in rates.items() if r <= top * 1.0005)
     best_step = (rates[step], step)
     arrays = with_latent_step(arrays, step)
+    arrays = with_lossy_levels(arrays, lossy_tables(kl))
     meta = json.loads(bytes(arrays["meta"]).decode())
     meta["calibration"] = {"direct_rule": rule, "direct_bytes_per_image_valid": round(size, 3),
                            "latent_step_log2": best_step[1], "bits_back_bpd_valid": round(best_step[0], 6)}

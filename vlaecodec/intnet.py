@@ -128,6 +128,23 @@ def _patches(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
     return np.concatenate(cols, axis=3)
 
 
+class BinCode:
+    """Latents sent as bins: dimension i is one of ``bins[i]`` equal-mass bins of its prior
+    conditional, whose medians (``offsets[i]``, fixed point) are added to m_i(z_<i). Used
+    for direct coding (chain starts, single images) and for the lossy rate levels."""
+
+    def __init__(self, bins, flat_offsets: np.ndarray, dims: int, power_of_two: bool = False):
+        self.bins = [int(b) for b in bins]
+        if len(self.bins) != dims or min(self.bins) < 1 or (power_of_two and any(b & (b - 1) for b in self.bins)):
+            raise ValueError("malformed bin table")
+        starts = np.concatenate([[0], np.cumsum(self.bins)])
+        flat = np.asarray(flat_offsets, dtype=np.float64)
+        if len(flat) != starts[-1] or np.abs(flat).max(initial=0) > nx.ACT_LIMIT:
+            raise ValueError("bin offset table does not match its bins")
+        self.offsets = [flat[starts[i]:starts[i + 1]] for i in range(dims)]
+        self.bits = [b.bit_length() - 1 for b in self.bins]   # (power-of-two tables)
+
+
 class IntVLAE:
     """A frozen integer VLAE, built from the arrays of a model file."""
 
@@ -199,12 +216,17 @@ class IntVLAE:
         for layer in self._layers():
             layer.elu_pos = self.elu_t
             layer.check_exact(self._input_bound(layer))
-        self.direct_bins = [int(b) for b in meta["direct"]["bins"]]
-        starts = np.concatenate([[0], np.cumsum(self.direct_bins)])
-        flat = arrays["direct.offsets"].astype(np.float64)
-        if len(flat) != starts[-1]:
-            raise ValueError("direct-coding offset table does not match its bins")
-        self.direct_offsets = [flat[starts[i]:starts[i + 1]] for i in range(len(self.direct_bins))]
+        self.direct = BinCode(meta["direct"]["bins"], arrays["direct.offsets"], cfg.latent_dim)
+        self.direct_bins, self.direct_offsets = self.direct.bins, self.direct.offsets
+        # Lossy rate levels 1..N (models frozen before lossy mode have none).
+        lossy = meta.get("lossy") or {}
+        flat, pos, self.lossy_levels = arrays.get("lossy.offsets", np.zeros(0)), 0, []
+        for bins in lossy.get("levels", []):
+            n = int(sum(bins))
+            self.lossy_levels.append(BinCode(bins, flat[pos:pos + n], cfg.latent_dim, power_of_two=True))
+            pos += n
+        if pos != len(flat):
+            raise ValueError("lossy offset tables do not match their bins")
 
     # ------------------------------------------------------------ helpers
     def _input_bound(self, layer: Dense) -> float:
@@ -318,12 +340,13 @@ class IntVLAE:
         return IntStepper(self, z)
 
     # ------------------------------------------------------------ direct coding
-    def direct_latents(self, js: np.ndarray) -> np.ndarray:
-        """Latents of direct coding from bin indices (B, D): z_i = m_i(z_<i) + offset_i[j_i]."""
+    def direct_latents(self, js: np.ndarray, code: "BinCode | None" = None) -> np.ndarray:
+        """Latents from bin indices (B, D): z_i = m_i(z_<i) + offset_i[j_i], for the direct
+        code (default) or a lossy level's."""
+        offsets = (code or self.direct).offsets
         z = np.zeros(js.shape)
         for i in range(js.shape[1]):
-            z[:, i] = np.clip(self.prior_means(z)[:, i] + self.direct_offsets[i][js[:, i]],
-                              -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            z[:, i] = np.clip(self.prior_means(z)[:, i] + offsets[i][js[:, i]], -nx.ACT_LIMIT, nx.ACT_LIMIT)
         return z
 
 

@@ -1,0 +1,127 @@
+"""Lossy mode: only the latents are stored; decoding redraws the pixels, identically on
+every machine. (Tiny random model: quality is not the point here, the contract is.)"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import vlaecodec
+from vlaecodec import codec, container, lossy
+from vlaecodec.intnet import BinCode
+
+from conftest import synthetic_digits
+
+
+@pytest.fixture(scope="module")
+def x():
+    return synthetic_digits(9, seed=31)
+
+
+def test_lossless_unless_asked(tiny, x):
+    blob = vlaecodec.compress(list(x), tiny)
+    assert vlaecodec.inspect(blob).lossy_level == 0
+    with pytest.raises(vlaecodec.CodecError, match="lossy"):
+        vlaecodec.compress(list(x), tiny, rate=2)
+
+
+@pytest.mark.parametrize("level", [1, 3, 5])
+def test_lossy_archive_holds_only_the_latent_bits(tiny, x, level):
+    net = tiny.net
+    bits = lossy.bits_per_image(net, level)
+    st: dict = {}
+    blob = vlaecodec.compress(list(x), tiny, lossy=True, rate=level, stats=st)
+    h, payload = container.unpack(blob)
+    assert h.lossy_level == level and st["bits_per_image"] == bits
+    assert len(payload) == (len(x) * bits + 7) // 8
+    out = vlaecodec.decompress(blob, tiny)
+    assert len(out.images) == len(x)
+    assert all(im.shape == (28, 28) and set(np.unique(im)) <= {0, 1} for im in out.images)
+    # Decoding is deterministic, and encoding too.
+    again = vlaecodec.decompress(blob, tiny)
+    assert all(np.array_equal(a, b) for a, b in zip(out.images, again.images))
+    assert vlaecodec.compress(list(x), tiny, lossy=True, rate=level) == blob
+
+
+def test_bins_pack_round_trip():
+    code = BinCode([4, 1, 2, 8, 1, 1, 2, 1], np.zeros(4 + 1 + 2 + 8 + 4 + 1), 8, power_of_two=True)
+    rng = np.random.default_rng(0)
+    js = np.stack([rng.integers(0, k, 13) for k in code.bins], axis=1)
+    payload = lossy.pack_bins(js, code)
+    assert len(payload) == (13 * sum(code.bits) + 7) // 8
+    assert np.array_equal(lossy.unpack_bins(payload, 13, code), js)
+    with pytest.raises(vlaecodec.CodecError):
+        lossy.unpack_bins(payload + b"\0", 13, code)
+    if (13 * sum(code.bits)) % 8:   # a set padding bit is damage
+        with pytest.raises(vlaecodec.CodecError, match="padding"):
+            lossy.unpack_bins(payload[:-1] + bytes([payload[-1] | 1]), 13, code)
+
+
+def test_damaged_lossy_payload_is_an_error_before_drawing(tiny, x):
+    blob = bytearray(vlaecodec.compress(list(x), tiny, lossy=True, rate=4))
+    blob[-1] ^= 0x10
+    with pytest.raises(vlaecodec.CodecError, match="CRC"):
+        vlaecodec.decompress(bytes(blob), tiny)
+
+
+@pytest.mark.parametrize("draw", [0, 1, 3])
+def test_draws_are_deterministic_and_sampling_differs_from_the_mode(tiny, x, draw):
+    blob = vlaecodec.compress(list(x), tiny, lossy=True, rate=4, draw=draw)
+    assert vlaecodec.inspect(blob).lossy_draw == draw
+    a = vlaecodec.decompress(blob, tiny).images
+    assert all(np.array_equal(p, q) for p, q in zip(a, vlaecodec.decompress(blob, tiny).images))
+
+
+def test_best_of_k_keeps_the_likeliest_sample(tiny):
+    net = tiny.net
+    z = np.zeros((3, net.cfg.latent_dim))
+    best = lossy.redraw(net, z, draw=3)                      # best of 4
+    samples = np.stack([lossy.redraw(net, z, draw=1, first_index=0)])   # shape check only
+    assert best.shape == samples.shape[1:] and best.dtype == np.uint8
+    # Recompute each of the 4 samples' cost with the stepper and check the choice.
+    k = 4
+    st = net.stepper(np.repeat(z, k, axis=0))
+    img = np.repeat(np.arange(3, dtype=np.uint64), k)
+    smp = np.tile(np.arange(k, dtype=np.uint64), 3)
+    base = (img * np.uint64(256) + smp) << np.uint64(20)
+    cost = np.zeros(3 * k)
+    out = np.empty((784, 3 * k), np.uint8)
+    for t in range(784):
+        f1 = st.freqs(t)
+        v = (lossy._random16(base + np.uint64(t)) < f1).astype(np.uint8)
+        cost += codec._NLL_Q16[np.where(v == 1, f1, lossy.PIXEL_TOTAL - f1).astype(np.intp)]
+        out[t] = v
+        st.set_pixel(t, v)
+    imgs = out.T.reshape(3, k, 28, 28)
+    want = imgs[np.arange(3), cost.reshape(3, k).argmin(1)]
+    assert np.array_equal(best, want)
+
+
+def test_single_lossy_file_size(tiny, x):
+    blob = vlaecodec.compress([x[0]], tiny, lossy=True, rate=4)
+    name = len(tiny.name.encode()) + 1           # the tiny model is not the default model
+    assert len(blob) == 12 + name + (lossy.bits_per_image(tiny.net, 4) + 7) // 8
+
+
+def test_lossy_decode_is_identical_in_a_fresh_process_with_other_kernels(tiny, x, tmp_path):
+    blob = vlaecodec.compress(list(x), tiny, lossy=True, rate=5, draw=2)
+    f = tmp_path / "l.vlae"
+    f.write_bytes(blob)
+    here = vlaecodec.decompress(blob, tiny).images
+    code = ("import hashlib, numpy as np, vlaecodec, sys; "
+            "a = vlaecodec.decompress(open(sys.argv[1], 'rb').read()); "
+            "print(hashlib.sha256(np.stack(a.images).tobytes()).hexdigest())")
+    env = dict(os.environ, NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR", OPENBLAS_CORETYPE="Prescott")
+    r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import hashlib
+    assert r.stdout.strip() == hashlib.sha256(np.stack(here).tobytes()).hexdigest()
+
+
+def test_model_without_lossy_levels_is_a_clear_error(tiny, x, monkeypatch):
+    monkeypatch.setattr(tiny.net, "lossy_levels", [])
+    with pytest.raises(vlaecodec.CodecError, match="no lossy rate levels"):
+        vlaecodec.compress(list(x), tiny, lossy=True)
