@@ -326,10 +326,14 @@ def freeze(checkpoint: Path, name: str, out_dir: Path, *, iwae_k: int = 64, test
     tmp.write_bytes(blob)
     os.replace(tmp, int_path)
 
-    # The float checkpoint ships unchanged if it already is a shippable one.
+    # The float checkpoint ships unchanged if it already is a shippable one, and is not
+    # copied again if the folder already holds it (two integer models frozen from one
+    # float model share it).
     raw = Path(checkpoint).read_bytes()
     float_digest = hashlib.sha256(raw).hexdigest()
-    float_path = out_dir / f"{name}-{float_digest[:8]}.pt"
+    same = [p for p in out_dir.glob(f"*-{float_digest[:8]}.pt") if hashlib.sha256(p.read_bytes()).digest()
+            == hashlib.sha256(raw).digest()]
+    float_path = same[0] if same else out_dir / f"{name}-{float_digest[:8]}.pt"
     if not float_path.exists():
         shutil.copyfile(checkpoint, float_path)
 
