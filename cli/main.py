@@ -450,8 +450,9 @@ def info(file: str, elbo: bool, quiet: bool) -> None:
 def models() -> None:
     """List the installed models (shipped ones and those in $VLAECODEC_MODELS).
 
-    Columns: name, sha256 prefix, prior, decoder receptive field (rows above a pixel),
-    the test -ELBO measured when the model was frozen, and '*' for the default.
+    Columns: name, sha256 prefix, the images it codes, prior, decoder receptive field
+    (rows above a pixel), the test -ELBO measured when the model was frozen, its lossy
+    rate levels (bits per image, for --lossy --rate N), and '*' for the default.
 
     \b
     Example:
@@ -474,13 +475,17 @@ def models() -> None:
             elbo = f"{nats:.2f} nats" + (f" ({nats / (dims * math.log(2)):.4f} bits/dim)" if dims else "")
         else:
             elbo = "-"
-        rows.append((m["name"], str(m.get("sha256", ""))[:12], prior, field, elbo,
+        levels = (m.get("coding") or {}).get("lossy_bits_per_level") or []
+        lossy = (f"1-{len(levels)}: {levels[0]}-{levels[-1]} bits" if levels else "none")
+        kind = f"{cfg.get('image_size', '?')}x{cfg.get('image_size', '?')} " + (
+            "binary" if cfg.get("pixel_levels", 2) == 2 else f"{cfg.get('pixel_levels')}-level")
+        rows.append((m["name"], str(m.get("sha256", ""))[:12], kind, prior, field, elbo, lossy,
                      "*" if m["name"] == zoo.DEFAULT_MODEL else ""))
     if not rows:
         click.echo("no models installed (shipped models live in vlaecodec/checkpoints; "
                    "add folders with $VLAECODEC_MODELS)")
         return
-    head = ("name", "sha256", "prior", "receptive field", "test -ELBO", "default")
+    head = ("name", "sha256", "codes", "prior", "receptive field", "test -ELBO", "lossy levels", "default")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     for r in [head] + rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())

@@ -365,7 +365,9 @@ def freeze(checkpoint: Path, name: str, out_dir: Path, *, iwae_k: int = 64, test
                     "test_chained_file_bytes": file_bytes, "test_chained_bpd": real_bpd,
                     "test_chained_over_float_elbo": real_bpd / metrics["neg_elbo_bpd"]},
         "coding": {**meta["calibration"], "direct_dims_sent": int(sum(b > 1 for b in meta["direct"]["bins"])),
-                   "latent_cells": 2 * meta["latent"]["max_index"] + 1},
+                   "latent_cells": 2 * meta["latent"]["max_index"] + 1,
+                   "lossy_bits_per_level": [int(sum(int(b).bit_length() - 1 for b in t))
+                                            for t in meta.get("lossy", {}).get("levels", [])]},
         "training": training,
         "versions": library_versions(),
     }
