@@ -24,7 +24,7 @@ from typing import Any
 from .config import VLAEConfig
 from .intnet import IntVLAE, load_arrays
 
-DEFAULT_MODEL = "vlae-mnist-v1"
+DEFAULT_MODEL = "vlae-mnist-v2"
 CHECKPOINT_FORMAT_VERSION = 1   # the float .pt checkpoints written by train.py
 
 
