@@ -47,3 +47,20 @@ def test_resume_refuses_a_different_config(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="config differs"):
         train.train(dataclasses.replace(cfg, latent_dim=4), tmp_path, epochs=2, minutes=None,
                     batch_size=64, threads=1, resume=True, log=lambda s: None)
+
+
+def test_resume_from_the_shippable_checkpoint_alone(tmp_path, monkeypatch):
+    """Between sessions only model.pt (small) is kept: --resume continues from its
+    averaged weights and its epoch/step counters, with a new optimizer."""
+    _fake_data(monkeypatch)
+    cfg = preset("vlae-tiny")
+    path = train.train(cfg, tmp_path, epochs=1, minutes=None, batch_size=32, threads=1, log=lambda s: None)
+    before = {k: v.clone() for k, v in zoo.load_float_checkpoint(path).state_dict().items()}
+    (tmp_path / "last.pt").unlink()
+    logs: list[str] = []
+    train.train(cfg, tmp_path, epochs=2, minutes=None, batch_size=32, threads=1, resume=True, log=logs.append)
+    assert any("model.pt" in m and "epoch 1" in m for m in logs)
+    ck = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert ck["state"]["epoch"] == 2 and ck["state"]["step"] == 8 and len(ck["state"]["history"]) == 2
+    after = zoo.load_float_checkpoint(path).state_dict()
+    assert any(not torch.equal(before[k], v) for k, v in after.items())

@@ -91,6 +91,20 @@ def train(cfg: VLAEConfig, out_dir: Path, *, epochs: int, minutes: float | None,
         rng = np.random.default_rng([seed, state["epoch"]])
         torch.manual_seed(seed + state["epoch"])
         log(f"resumed from {last} at epoch {state['epoch']}")
+    elif resume and (out_dir / "model.pt").exists():
+        # Only the shippable checkpoint survived (it is the one small enough to commit
+        # between sessions): continue from its averaged weights with a fresh optimizer.
+        ck = torch.load(out_dir / "model.pt", map_location=device, weights_only=False)
+        if VLAEConfig.from_dict(ck["config"]) != cfg:
+            raise SystemExit(f"{out_dir / 'model.pt'}: config differs from the requested one; refusing to resume")
+        model.load_state_dict(ck["state_dict"])
+        avg.load_state_dict(ck["state_dict"])
+        t = ck.get("training") or {}
+        state = {"epoch": int(t.get("epochs", 0)), "step": int(t.get("steps", 0)),
+                 "wall_s": float(t.get("wall_s", 0.0)), "history": list(t.get("history", []))}
+        rng = np.random.default_rng([seed, state["epoch"]])
+        torch.manual_seed(seed + state["epoch"])
+        log(f"resumed from {out_dir / 'model.pt'} (averaged weights, new optimizer) at epoch {state['epoch']}")
 
     t_start = time.time() - state["wall_s"]
     deadline = None if minutes is None else t_start + 60 * minutes
