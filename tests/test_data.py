@@ -171,6 +171,23 @@ def test_mnist_from_cached_pickle(tmp_path, monkeypatch):
     assert np.array_equal(b, binarize_static(data.load_mnist("valid"), 1))
 
 
+def test_mnist_labels_from_cached_pickle(tmp_path, monkeypatch):
+    """load_mnist_labels: the pickle's labels, per split, in the images' order; also from
+    an older cached npz without labels (rebuilt from the pickle)."""
+    monkeypatch.setenv("VLAECODEC_CACHE", str(tmp_path))
+    rng = np.random.default_rng(3)
+    splits = [((rng.integers(0, 256, size=(n, 784)) / 256).astype(np.float32), rng.integers(0, 10, n))
+              for n in (4, 3, 2)]
+    (tmp_path / "mnist.pkl.gz").write_bytes(gzip.compress(pickle.dumps(tuple(splits), protocol=4)))
+    np.savez(tmp_path / "mnist8.npz", test=np.zeros((2, 28, 28), np.uint8))   # old cache: no labels
+    for name, (x, y) in zip(data.SPLITS, splits):
+        labels = data.load_mnist_labels(name)
+        assert labels.dtype == np.int64 and np.array_equal(labels, y)
+        assert len(labels) == len(data.load_mnist(name))
+    with pytest.raises(DataError, match="unknown split"):
+        data.load_mnist_labels("dev")
+
+
 # ---------------------------------------------------------------- restricted unpickler
 
 class _Evil:

