@@ -168,12 +168,15 @@ def lossy_tables(kl: np.ndarray) -> list[list[int]]:
     return out
 
 
-def with_lossy_levels(arrays: dict[str, np.ndarray], tables: list[list[int]]) -> dict[str, np.ndarray]:
-    """A copy of a model's arrays with lossy rate levels."""
+def with_lossy_levels(arrays: dict[str, np.ndarray], tables: list[list[int]],
+                      scale: float = 1.0) -> dict[str, np.ndarray]:
+    """A copy of a model's arrays with lossy rate levels. Each bin's latent is its
+    equal-mass median times ``scale``: a lossy latent stands for a whole bin, and larger
+    values make the redrawn digit commit to it (see ``calibrate``)."""
     meta = json.loads(bytes(arrays["meta"]).decode())
-    meta["lossy"] = {"levels": [[int(b) for b in t] for t in tables]}
+    meta["lossy"] = {"levels": [[int(b) for b in t] for t in tables], "offset_scale": scale}
     out = dict(arrays)
-    out["lossy.offsets"] = np.concatenate([direct_offsets(t) for t in tables]).astype(np.int32)
+    out["lossy.offsets"] = np.concatenate([np.rint(direct_offsets(t) * scale) for t in tables]).astype(np.int32)
     out["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     return out
 
@@ -236,6 +239,31 @@ def _bits_back_bits_per_dim(net: IntVLAE, images: np.ndarray) -> float:
     return 8 * (st["payload_bytes"] - st["direct_bytes"]) / (n * images[0].size)
 
 
+LOSSY_CALIB_IMAGES = 500
+LOSSY_CALIB_LEVEL, LOSSY_CALIB_DRAW = 7, 3
+
+
+def calibrate_lossy(arrays: dict[str, np.ndarray], kl: np.ndarray, images: np.ndarray, log: Any = print
+                    ) -> dict[str, np.ndarray]:
+    """Lossy levels with the bin latents' scale that redraws validation digits with the
+    fewest wrong pixels (at the default level and draw). Measured once on 2,000 test
+    digits with a digit classifier (bench/lossy.py), scale 1.5 also lifted class agreement
+    at 31 bits from 79.5% to 84.6%."""
+    from . import lossy as lz
+
+    tables = lossy_tables(kl)
+    best = None
+    for scale in (1.0, 1.25, 1.5, 1.75, 2.0):
+        net = IntVLAE(with_lossy_levels(arrays, tables, scale))
+        rec = lz.decode(net, lz.encode(net, images, LOSSY_CALIB_LEVEL), len(images), LOSSY_CALIB_LEVEL,
+                        LOSSY_CALIB_DRAW)
+        err = float((rec != images).mean())
+        log(f"lossy bin latents x{scale}: {100 * err:.2f}% pixels redrawn wrong (level {LOSSY_CALIB_LEVEL})")
+        if best is None or err < best[0]:
+            best = (err, scale)
+    return with_lossy_levels(arrays, tables, best[1])
+
+
 def calibrate(model: VLAE, name: str, valid: np.ndarray, *, n_kl: int = 2000, n_direct: int = 100,
               n_chain: int = 1000, log: Any = print) -> dict[str, np.ndarray]:
     """Choose the coding tables by measuring real code lengths on validation images.
@@ -284,7 +312,7 @@ def calibrate(model: VLAE, name: str, valid: np.ndarray, *, n_kl: int = 2000, n_
     step = max(s_ for s_, r in rates.items() if r <= top * 1.0005)
     best_step = (rates[step], step)
     arrays = with_latent_step(arrays, step)
-    arrays = with_lossy_levels(arrays, lossy_tables(kl))
+    arrays = calibrate_lossy(arrays, kl, valid[n_kl:n_kl + LOSSY_CALIB_IMAGES], log)
     meta = json.loads(bytes(arrays["meta"]).decode())
     meta["calibration"] = {"direct_rule": rule, "direct_bytes_per_image_valid": round(size, 3),
                            "latent_step_log2": best_step[1], "bits_back_bpd_valid": round(best_step[0], 6)}
