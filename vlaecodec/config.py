@@ -67,6 +67,9 @@ PRESETS: dict[str, VLAEConfig] = {
     # Same model with a decoder whose receptive field covers the whole image
     # above the pixel: used to reproduce the paper's information-preference result.
     "vlae-mnist-global": VLAEConfig(pcnn_layers=12, pcnn_kernel=5),
+    # A decoder that sees only 2 rows above a pixel, so z must carry the strokes' shape:
+    # for the lossy mode (issue: lossy mode), where only z is sent and the decoder redraws.
+    "vlae-mnist-lossy": VLAEConfig(pcnn_layers=2),
     # Tiny preset for tests: seconds to build and run on 2 cores.
     "vlae-tiny": VLAEConfig(
         latent_dim=8, prior_hidden=32, enc_channels=8, enc_blocks=1,
