@@ -2,6 +2,7 @@
 bytes per image, judged by pixel error and by a digit classifier's accuracy.
 
     python bench/lossy.py                          # all 10,000 binarized test digits
+    vlaecodec bench --lossy                        # the same, from a repository checkout
     python bench/lossy.py --limit 1000 --levels 1 2 3 --out bench/results
     python bench/lossy.py --peers-only             # classifier + peers, no VLAE rows
 
@@ -9,7 +10,7 @@ or from Python (``bench/`` on ``sys.path``, or import this file by path)::
 
     from lossy import run_lossy_bench
     out = run_lossy_bench(model=None, levels=(1, 2, 3), limit=None, out_dir="bench/results")
-    out["results"], out["json_path"], out["markdown_path"], out["plot_path"]
+    out["results"], out["json_path"], out["markdown_path"], out["plot_path"], out["grid_path"]
 
 On the statically binarized MNIST test digits (``vlaecodec.data.load_binarized_mnist``)
 it measures, for every system: bytes/image as one archive of all images and as single
@@ -20,12 +21,14 @@ prediction on the original).
 
 Systems:
 
-* the VLAE lossy mode, one row per rate level: ``vlaecodec.compress(list(x), model,
-  lossy=True, rate=level)`` for the archive, ``vlaecodec.compress([img], ...)`` on the
-  first ``single_limit`` images for single files, ``vlaecodec.decompress(blob)`` for the
-  reconstructions. While the codec has no ``lossy`` keyword a STAND-IN is used (a
-  blurred, thresholded copy of each digit, packed and zlib-compressed) and every output
-  says so;
+* the VLAE lossy mode, one row per rate level (1-based, as ``--rate``) with the
+  codec's default draw: ``vlaecodec.compress(list(x), model, lossy=True, rate=level)``
+  for the archive, ``vlaecodec.compress([img], ...)`` on the first ``single_limit``
+  images for single files, ``vlaecodec.decompress(blob)`` for the reconstructions. The
+  row of ``vlaecodec.lossy.DEFAULT_LEVEL`` is marked as the CLI default (``vlaecodec
+  compress --lossy``); at that level the files are also made with ``draw=0`` (most
+  probable pixels) and ``draw=1`` (one seeded sample). A model without lossy levels, or
+  a codec that refuses, is an error (there is no fallback);
 * binary thumbnails 4x4, 7x7, 14x14 (block mean >= a threshold), stored raw (bits
   packed) and with JBIG1 (``pbmtojbg``: per image, and all thumbnails as one image in the
   smallest of three layouts), upsampled back three ways: nearest-neighbour, bilinear then
@@ -41,7 +44,11 @@ Systems:
 
 The classifier (``DigitCNN``) is trained once on the 8-bit training split with dynamic
 binarization and cached in ``vlaecodec.data.cache_dir() / "lossy-bench"`` under a hash of
-its recipe. torch, matplotlib and the jbigkit tools are bench-only dependencies
+its recipe. With an output folder the bench also draws ``lossy-grid.png``: the first
+16 test digits, their reconstructions at rates 3, 7 (default) and 11, and three more
+decodes (one seeded sample each) of the same default-rate latents.
+
+torch, matplotlib and the jbigkit tools are bench-only dependencies
 (``pip install -e '.[bench]'``; Debian: ``apt-get install jbigkit-bin``).
 """
 from __future__ import annotations
@@ -61,7 +68,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -71,7 +77,7 @@ SIZE = 28
 THUMB_SIZES = (4, 7, 14)
 JPEG_QUALITIES = (1, 5, 10)
 WEBP_QUALITIES = (1, 5, 10)
-DEFAULT_LEVELS = (1, 2, 3, 4)
+EXTRA_DRAWS = (0, 1)           # also measured at the default level: most probable pixels, one sample
 SINGLE_LIMIT = 200              # single-file sizes on this many images
 TUNE_IMAGES = 2000              # validation digits on which thumbnail thresholds are chosen
 JBIG_VERIFY = 20                # per-image JBIG files decoded back with jbgtopbm
@@ -533,76 +539,22 @@ def label_sizes(n: int) -> tuple[float, int]:
     return math.ceil(n * math.log2(10) / 8) / n, 1
 
 
-# ============================================================ VLAE (or stand-in)
+# ========================================================================= VLAE
 
-class StandInArchive:
-    def __init__(self, images: list[np.ndarray]):
-        self.images = images
-
-
-class StandInCodec:
-    """Placeholder for the lossy codec until ``vlaecodec.compress(..., lossy=True,
-    rate=level)`` exists: each digit blurred (Gaussian, sigma = 2 / level) and
-    thresholded at 0.5, its bits packed and the lot zlib-compressed. The API mirrors
-    vlaecodec's; its sizes say nothing about the VLAE."""
-
-    name = "STAND-IN (blurred + thresholded digits, zlib; not the VLAE)"
-
-    @staticmethod
-    def reconstruct(x: np.ndarray, level: float) -> np.ndarray:
-        sigma = 2.0 / float(level)
-        r = np.arange(-4, 5)
-        g = np.exp(-0.5 * (r / sigma) ** 2)
-        g /= g.sum()
-        xf = np.asarray(x, np.float64)
-        blur = np.apply_along_axis(lambda v: np.convolve(v, g, "same"), -1, xf)
-        blur = np.apply_along_axis(lambda v: np.convolve(v, g, "same"), -2, blur)
-        return (blur >= 0.5).astype(np.uint8)
-
-    def compress(self, images: Sequence[np.ndarray], model: Any = None, *, lossy: bool = True,
-                 rate: Any = 1, **_: Any) -> bytes:
-        x = np.asarray(images, np.uint8).reshape(-1, SIZE, SIZE)
-        rec = self.reconstruct(x, rate)
-        return b"SI" + struct.pack("<I", len(x)) + zlib.compress(np.packbits(rec).tobytes(), 9)
-
-    def decompress(self, blob: bytes, model: Any = None, **_: Any) -> StandInArchive:
-        if blob[:2] != b"SI":
-            raise ValueError("not a stand-in file")
-        n = struct.unpack("<I", blob[2:6])[0]
-        bits = np.unpackbits(np.frombuffer(zlib.decompress(blob[6:]), np.uint8))[:n * SIZE * SIZE]
-        return StandInArchive(list(bits.reshape(n, SIZE, SIZE)))
-
-
-def lossy_codec(model: Any, level: Any) -> tuple[Any, bool, str]:
-    """(codec, real, reason): vlaecodec itself if it codes ``lossy=True, rate=level`` with
-    this model, else the stand-in and why (``compress`` has no ``lossy``/``rate`` keyword,
-    or the codec refuses, e.g. a model frozen without lossy rate levels). Probed with one
-    blank digit."""
+def load_vlae(model: Any):
+    """The ``LoadedModel`` for a name, path, None (the default model) or a LoadedModel."""
     import vlaecodec as vc
-    try:
-        vc.compress([np.zeros((SIZE, SIZE), np.uint8)], model, lossy=True, rate=level)
-    except TypeError as e:
-        if "lossy" in str(e) or "rate" in str(e):
-            return StandInCodec(), False, "vlaecodec.compress has no lossy mode"
-        raise
-    except (vc.CodecError, vc.ModelError) as e:
-        return StandInCodec(), False, f"vlaecodec refused lossy=True, rate={level}: {e}"
-    return vc, True, ""
+    return model if hasattr(model, "net") and hasattr(model, "sha256") else vc.load_model(model)
 
 
 def model_level_bits(model: Any) -> list[int]:
-    """Bits per image of each lossy rate level the model was frozen with (level i is
-    entry i-1), from its integer network (else its manifest's
-    ``coding.lossy_bits_per_level``); [] when it has none or cannot be loaded."""
-    import vlaecodec as vc
-    try:
-        loaded = model if hasattr(model, "manifest") else vc.load_model(model)
-    except Exception:  # noqa: BLE001 - no model: the caller uses the stand-in's levels
-        return []
-    codes = getattr(getattr(loaded, "net", None), "lossy_levels", None)
-    if codes:
-        return [int(sum(c.bits)) for c in codes]
-    return [int(b) for b in (loaded.manifest.get("coding") or {}).get("lossy_bits_per_level") or []]
+    """Bits per image of each lossy rate level of the model (level ``i`` is entry
+    ``i-1``; the same numbering as ``vlaecodec.compress(..., rate=i)`` and the CLI's
+    ``--rate i``), read from its integer network; [] for a model frozen without lossy
+    levels. ``model``: a name, path, None (the default) or a ``LoadedModel``."""
+    from vlaecodec import lossy as lz
+    net = load_vlae(model).net
+    return [lz.bits_per_image(net, lv) for lv in range(1, len(net.lossy_levels) + 1)]
 
 
 def model_levels(model: Any) -> list[int]:
@@ -610,28 +562,159 @@ def model_levels(model: Any) -> list[int]:
     return list(range(1, len(model_level_bits(model)) + 1))
 
 
-def run_vlae_level(codec: Any, model: Any, x: np.ndarray, level: Any, single_limit: int,
+def check_levels(loaded: Any, levels: Sequence[int]) -> None:
+    """Fail clearly, before anything is measured, when the model cannot code these levels."""
+    have = len(loaded.net.lossy_levels)
+    if not have:
+        raise RuntimeError(f"model {loaded.name} has no lossy rate levels (frozen before lossy mode): "
+                           "no VLAE rows to measure (pick another --model, or --peers-only)")
+    bad = [lv for lv in levels if not (isinstance(lv, (int, np.integer)) and 1 <= lv <= have)]
+    if bad:
+        raise RuntimeError(f"model {loaded.name} has lossy rate levels 1..{have}; asked for {bad}")
+
+
+def run_vlae_level(loaded: Any, x: np.ndarray, level: int, single_limit: int, draw: int | None = None,
                    log: Log = _quiet) -> dict[str, Any]:
-    """One rate level: archive of all images, single files of the first ``single_limit``,
-    reconstructions from decompressing the archive."""
+    """One rate level through vlaecodec itself: ``compress(list(x), loaded, lossy=True,
+    rate=level, draw=draw)`` as one archive, the first ``single_limit`` images as single
+    files, and the reconstructions from ``decompress`` of the archive. ``draw=None``:
+    the codec's default. A refusal by the codec is raised as a RuntimeError that says
+    which level."""
+    import vlaecodec as vc
+
     n = len(x)
-    t0 = time.perf_counter()
-    blob = codec.compress(list(x), model, lossy=True, rate=level)
-    enc_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    arch = codec.decompress(blob, model) if model is not None else codec.decompress(blob)
-    dec_s = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        blob = vc.compress(list(x), loaded, lossy=True, rate=level, draw=draw)
+        enc_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        arch = vc.decompress(blob, loaded)
+        dec_s = time.perf_counter() - t0
+        k = min(single_limit, n)
+        singles = [len(vc.compress([img], loaded, lossy=True, rate=level, draw=draw)) for img in x[:k]]
+    except (vc.CodecError, vc.ModelError) as e:
+        raise RuntimeError(f"vlaecodec refused lossy rate={level}, draw={draw} with model {loaded.name}: {e}") from e
+    if arch.header.lossy_level != level:
+        raise RuntimeError(f"rate {level}: the file says lossy level {arch.header.lossy_level}")
     recon = np.asarray([np.asarray(im) for im in arch.images], np.uint8).reshape(-1, SIZE, SIZE)
     if len(recon) != n:
         raise RuntimeError(f"rate {level}: {len(recon)} images decoded from {n}")
-    k = min(single_limit, n)
-    singles = [len(codec.compress([img], model, lossy=True, rate=level)) for img in x[:k]]
-    log(f"rate {level}: {len(blob) / n:.3f} bytes/image (archive), "
-        f"{np.mean(singles) if singles else float('nan'):.2f} (single files, first {k})")
+    log(f"rate {level}, draw {arch.header.lossy_draw}: {len(blob) / n:.3f} bytes/image (archive), "
+        f"{np.mean(singles) if singles else float('nan'):.2f} (single files, first {k}); "
+        f"encode {enc_s:.1f} s, decode {dec_s:.1f} s")
     return {"recon": (recon > 0).astype(np.uint8), "archive_bytes": len(blob),
-            "archive_bytes_per_image": len(blob) / n,
+            "archive_bytes_per_image": len(blob) / n, "draw": int(arch.header.lossy_draw),
             "single_bytes_per_image": float(np.mean(singles)) if singles else None, "single_n": k,
             "encode_s": enc_s, "decode_s": dec_s}
+
+
+def vlae_rows(loaded: Any, x: np.ndarray, evaluate: Callable, levels: Sequence[int], draws: Sequence[int],
+              single_limit: int, log: Log = _quiet) -> list[dict[str, Any]]:
+    """One row per level with the default draw (the row of ``lz.DEFAULT_LEVEL`` marked as
+    the CLI default), then, if the default level is among ``levels``, one row per extra
+    ``draws`` code at the default level."""
+    from vlaecodec import lossy as lz
+
+    bits = model_level_bits(loaded)
+    rows = []
+    runs = [(lv, None) for lv in levels]
+    if lz.DEFAULT_LEVEL in levels:
+        runs += [(lz.DEFAULT_LEVEL, d) for d in draws if d != lz.DEFAULT_DRAW]
+    for level, draw in runs:
+        r = run_vlae_level(loaded, x, level, single_limit, draw=draw, log=log)
+        d = r["draw"]
+        default = level == lz.DEFAULT_LEVEL and d == lz.DEFAULT_DRAW
+        name = f"VLAE lossy, rate={level}"
+        if draw is not None:
+            name += f", draw={d}"
+        if default:
+            name += " (CLI default)"
+        notes = (f"{bits[level - 1]} bits/image; {lz.draw_name(d)} (draw={d})"
+                 + ("; `vlaecodec compress --lossy` with no --rate" if default else "")
+                 + f"; single files: first {r['single_n']} images")
+        rows.append(_system(name, "VLAE", r.pop("recon"), x, evaluate, r["archive_bytes_per_image"],
+                            r["single_bytes_per_image"], notes, level=level, draw=d, bits=bits[level - 1],
+                            cli_default=default,
+                            **{k: r[k] for k in ("archive_bytes", "single_n", "encode_s", "decode_s")}))
+    return rows
+
+
+# ====================================================================== pictures
+
+GRID_IMAGES = 16
+GRID_LEVELS = (3, 7, 11)        # 7 is lossy.DEFAULT_LEVEL
+GRID_REDRAWS = 3
+GRID_SCALE = 3
+
+
+def grid_rows(loaded: Any, x: np.ndarray, levels: Sequence[int] = GRID_LEVELS, redraws: int = GRID_REDRAWS,
+              archive_bpi: dict[int, float] | None = None) -> list[tuple[str, np.ndarray]]:
+    """(label, images (N, 28, 28) 0/1) rows for the picture: the originals; their lossy
+    files at each of ``levels`` decoded by vlaecodec (default draw); then ``redraws``
+    other decodes of the same latent bins at the default level, one seeded sample each
+    (``lossy.redraw(..., draw=1, first_index=k*1000)``): what the local decoder redraws.
+    Labels give each level's bits and, from ``archive_bpi`` (level -> the bench's archive
+    bytes/image), its bytes/image; without it, the payload's bits/8."""
+    import vlaecodec as vc
+    from vlaecodec import lossy as lz
+
+    net = loaded.net
+    bits = model_level_bits(loaded)
+    levels = [lv for lv in levels if 1 <= lv <= len(bits)]
+    n = len(x)
+    rows = [("originals", np.asarray(x, np.uint8))]
+    for lv in levels:
+        blob = vc.compress(list(x), loaded, lossy=True, rate=lv)
+        rec = np.asarray(vc.decompress(blob, loaded).images, np.uint8)
+        tag = " (default)" if lv == lz.DEFAULT_LEVEL else ""
+        size = (f"{archive_bpi[lv]:.2f} B/image" if archive_bpi and lv in archive_bpi
+                else f"{bits[lv - 1] / 8:g} B/image + header")
+        rows.append((f"rate {lv}{tag}: {size}, {bits[lv - 1]} bits", rec))
+    level = lz.DEFAULT_LEVEL
+    code = lz.level_code(net, level)
+    js = lz.unpack_bins(lz.encode(net, x, level), n, code)
+    z = net.direct_latents(js, code)
+    for k in range(1, redraws + 1):
+        rows.append((f"rate {level}, same z, sample {k}", lz.redraw(net, z, draw=1, first_index=k * 1000)))
+    return rows
+
+
+def grid_image(rows: Sequence[tuple[str, np.ndarray]], scale: int = GRID_SCALE, breaks: Sequence[int] = ()):
+    """A PIL image: one row of digits per entry (ink black on white, ``scale``x nearest),
+    its label on the left in PIL's default font; a gap before each row in ``breaks``."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.load_default(size=13)
+    except (TypeError, ImportError, OSError):   # old Pillow, or no FreeType: the bitmap font
+        font = ImageFont.load_default()
+    cell, pad, gap = SIZE * scale, 2, 10
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    label_w = max(int(probe.textlength(lab, font=font)) for lab, _ in rows) + 12
+    n = max(len(imgs) for _, imgs in rows)
+    width = label_w + n * (cell + pad)
+    height = len(rows) * (cell + pad) + len(set(breaks)) * gap
+    im = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(im)
+    y = 0
+    for r, (lab, imgs) in enumerate(rows):
+        if r in breaks:
+            y += gap
+        for i, d in enumerate(np.asarray(imgs)):
+            tile = Image.fromarray(((1 - (d > 0)) * 255).astype(np.uint8), "L")
+            im.paste(tile.resize((cell, cell), Image.NEAREST), (label_w + i * (cell + pad), y))
+        draw.text((4, y + cell // 2), lab, fill=0, font=font, anchor="lm")
+        y += cell + pad
+    return im
+
+
+def write_grid(loaded: Any, x: np.ndarray, path: str | os.PathLike, levels: Sequence[int] = GRID_LEVELS,
+               redraws: int = GRID_REDRAWS, archive_bpi: dict[int, float] | None = None) -> Path:
+    """``lossy-grid.png``: see ``grid_rows`` (the first GRID_IMAGES digits of ``x``)."""
+    path = Path(path)
+    rows = grid_rows(loaded, np.asarray(x[:GRID_IMAGES], np.uint8), levels, redraws, archive_bpi)
+    grid_image(rows, breaks=(1, len(rows) - redraws)).save(path, optimize=True)
+    return path
 
 
 # ====================================================================== the run
@@ -710,21 +793,29 @@ def run_peers(x: np.ndarray, evaluate: Callable[[np.ndarray], dict[str, float]],
 def run_lossy_bench(model: Any = None, levels: Iterable[Any] | None = None, limit: int | None = None,
                     out_dir: str | os.PathLike | None = DEFAULT_OUT, *, single_limit: int = SINGLE_LIMIT,
                     classifier: Any = None, classifier_info: dict | None = None, peers: bool = True,
-                    jbig_per_image: bool = True, allow_stand_in: bool = True,
+                    jbig_per_image: bool = True, draws: Sequence[int] = EXTRA_DRAWS, grid: bool = True,
                     log: Log = _stderr) -> dict[str, Any]:
     """Run the lossy benchmark on the binarized MNIST test digits (the first ``limit``).
 
     ``model``: a model name, path or ``LoadedModel`` for the VLAE (None: the default).
-    ``levels``: the rate levels passed as ``rate=``; None: every level the model has
-    (the stand-in: DEFAULT_LEVELS); empty: no VLAE rows. ``allow_stand_in=False``
-    raises instead of measuring the stand-in when the codec cannot code lossy files.
-    ``classifier``: a trained torch module to use instead of the cached one (then
-    ``classifier_info`` describes it). Writes ``lossy-<n>.json``, ``.md`` and ``.png``
-    into ``out_dir`` (``lossy-<n>-standin.*`` for the stand-in; None: write nothing). Returns ``{"results", "markdown",
-    "json_path", "markdown_path", "plot_path"}``."""
+    ``levels``: the rate levels passed as ``rate=`` (1-based, as the CLI's ``--rate``),
+    each with the codec's default draw; None: every level the model has; empty: no VLAE
+    rows. ``draws``: extra draw codes measured at the default level (if it is among
+    ``levels``). A model without lossy levels, or a level it lacks, is a RuntimeError
+    before anything is measured. ``classifier``: a trained torch module to use instead
+    of the cached one (then ``classifier_info`` describes it). Writes ``lossy-<n>.json``,
+    ``.md``, ``.png`` and (``grid``, with VLAE rows) ``lossy-grid.png`` into ``out_dir``
+    (None: write nothing). Returns ``{"results", "markdown", "json_path",
+    "markdown_path", "plot_path", "grid_path"}``."""
     from vlaecodec import data
 
     t_start = time.perf_counter()
+    loaded = None
+    levels = None if levels is None else [int(lv) for lv in levels]
+    if levels is None or levels:   # the model first: a model that cannot code lossy fails before any work
+        loaded = load_vlae(model)
+        levels = model_levels(loaded) if levels is None else levels
+        check_levels(loaded, levels)
     x = np.ascontiguousarray(data.load_binarized_mnist("test")[:limit]).astype(np.uint8)
     labels = data.load_mnist_labels("test")[:limit]
     n = len(x)
@@ -746,32 +837,14 @@ def run_lossy_bench(model: Any = None, levels: Iterable[Any] | None = None, limi
                      "archive_bytes_per_image": None, "single_bytes_per_image": None, "pixel_error": 0.0,
                      **orig_metrics, "notes": "the classifier on the original digits: the ceiling"}],
     }
-    if levels is None:
-        levels = model_levels(model) or list(DEFAULT_LEVELS)
-    levels = list(levels)
-    if levels:
-        codec, real, why = lossy_codec(model, levels[0])
-        if not real and not allow_stand_in:
-            raise RuntimeError(f"no lossy VLAE to measure: {why}")
-        results["vlae_codec"] = "vlaecodec lossy mode" if real else f"{StandInCodec.name}; why: {why}"
-        results["vlae_is_stand_in"] = not real
-        log(f"VLAE rows: {results['vlae_codec']}")
-        loaded = model
-        if real:
-            import vlaecodec as vc
-            loaded = model if hasattr(model, "manifest") else vc.load_model(model)
-            results["vlae_model"] = loaded.name
-            results["vlae_model_sha256"] = loaded.sha256
-            bits = model_level_bits(loaded)
-            results["vlae_level_bits"] = {str(lv): bits[lv - 1] for lv in levels
-                                          if isinstance(lv, int) and 1 <= lv <= len(bits)}
-        for level in levels:
-            r = run_vlae_level(codec, loaded, x, level, single_limit, log)
-            label = "VLAE lossy" if real else "STAND-IN for VLAE lossy"
-            results["systems"].append(_system(
-                f"{label}, rate={level}", "VLAE", r.pop("recon"), x, evaluate, r["archive_bytes_per_image"],
-                r["single_bytes_per_image"], f"single files: first {r['single_n']} images", level=level,
-                stand_in=not real, **{k: r[k] for k in ("archive_bytes", "single_n", "encode_s", "decode_s")}))
+    if loaded is not None:
+        results.update(vlae_codec="vlaecodec lossy mode", vlae_model=loaded.name, vlae_model_sha256=loaded.sha256)
+        from vlaecodec import lossy as lz
+        results["vlae_cli_default"] = {"level": lz.DEFAULT_LEVEL, "draw": lz.DEFAULT_DRAW,
+                                       "draw_name": lz.draw_name(lz.DEFAULT_DRAW)}
+        bits = model_level_bits(loaded)
+        results["vlae_level_bits"] = {str(lv): bits[lv - 1] for lv in levels}
+        results["systems"] += vlae_rows(loaded, x, evaluate, levels, draws, single_limit, log)
     if peers:
         x8_train, y_train = data.load_mnist("train"), data.load_mnist_labels("train")
         tune_x = data.load_binarized_mnist("valid")[:TUNE_IMAGES]
@@ -785,10 +858,21 @@ def run_lossy_bench(model: Any = None, levels: Iterable[Any] | None = None, limi
                                         jbig_per_image=jbig_per_image, log=log)
     results["wall_s"] = time.perf_counter() - t_start
     md = to_markdown(results)
-    out = {"results": results, "markdown": md, "json_path": None, "markdown_path": None, "plot_path": None}
+    out = {"results": results, "markdown": md, "json_path": None, "markdown_path": None, "plot_path": None,
+           "grid_path": None}
     if out_dir is not None:
         out.update(write_outputs(results, out_dir))
+        if grid and loaded is not None:
+            bpi = {s["level"]: s["archive_bytes_per_image"] for s in results["systems"]
+                   if s.get("family") == "VLAE" and s.get("draw") == _default_draw()}
+            out["grid_path"] = str(write_grid(loaded, x, Path(out_dir) / "lossy-grid.png", archive_bpi=bpi))
+            log(f"wrote {out['grid_path']}")
     return out
+
+
+def _default_draw() -> int:
+    from vlaecodec import lossy as lz
+    return lz.DEFAULT_DRAW
 
 
 # ====================================================================== reports
@@ -849,11 +933,11 @@ def to_markdown(results: dict[str, Any]) -> str:
     r = results
     c = r.get("classifier", {})
     lines = [f"### vlaecodec lossy bench: {r['dataset']} {r['split']}, {r['n']} images", ""]
-    if r.get("vlae_is_stand_in"):
-        lines += ["**The VLAE rows are a STAND-IN** (" + r["vlae_codec"] + "): the codec had no lossy mode "
-                  "when this ran. Their numbers say nothing about the VLAE.", ""]
-    elif r.get("vlae_codec"):
-        lines += [f"VLAE rows: {r['vlae_codec']}, model {r.get('vlae_model')}.", ""]
+    if r.get("vlae_codec"):
+        lines += [f"VLAE rows: {r['vlae_codec']}, model {r.get('vlae_model')}. The row marked "
+                  "(CLI default) is what `vlaecodec compress --lossy` writes with no --rate; rows with "
+                  "draw=N decode the same files with another draw code (0: most probable pixels, "
+                  "1: one seeded sample).", ""]
     acc = c.get("test_accuracy")
     lines += [f"Classifier: small CNN (recipe {c.get('recipe_key', '?')}), "
               f"{_f(acc, '.2%')} on the 10,000 binarized test digits, "
@@ -874,7 +958,8 @@ def to_markdown(results: dict[str, Any]) -> str:
                      f"{_f(s.get('pixel_error'), '.4f')} | {_f(s.get('class_accuracy'), '.2%')} | "
                      f"{_f(s.get('agreement'), '.2%')} | {s.get('notes', '')} |")
     vl = [s for s in r["systems"] if s.get("family") == "VLAE"]
-    if vl:
+    has_peers = any(s.get("family") not in ("VLAE", "reference") and "class_accuracy" in s for s in r["systems"])
+    if vl and has_peers:
         def show(p: dict[str, Any]) -> str:
             return (f"{p['name']} ({p['archive_bytes_per_image']:.3f} B, {p['class_accuracy']:.2%}, "
                     f"pixel error {p['pixel_error']:.4f})")
@@ -896,7 +981,7 @@ _FAMILY_STYLE = {"VLAE": ("C3", "o"), "thumbnail raw": ("C0", "s"), "thumbnail J
 
 def _short(s: dict[str, Any]) -> str:
     if s["family"] == "VLAE":
-        return f"r={s.get('level')}"
+        return f"r={s.get('level')}" + (" default" if s.get("cli_default") else "")
     if s["family"].startswith("thumbnail"):
         tag = "n" if s["upsample"] == "nearest" else ("bc" if s.get("tuned_for") == "class" else "b")
         return f"{s['thumb']}{tag}"
@@ -921,12 +1006,23 @@ def plot(results: dict[str, Any], path: str | os.PathLike) -> Path:
                 continue
             label = fam
             if fam == "VLAE":
-                label = ("STAND-IN (not the VLAE)" if results.get("vlae_is_stand_in")
-                         else f"VLAE lossy ({results.get('vlae_model')}), rate levels")
+                label = f"VLAE lossy ({results.get('vlae_model')}), rate levels"
+                other = [s for s in pts if s.get("draw") != _default_draw()]
+                pts = [s for s in pts if s.get("draw") == _default_draw()]
             xs, ys = [s["archive_bytes_per_image"] for s in pts], [s[key] for s in pts]
             if fam == "VLAE":
                 order = np.argsort(xs)
                 ax.plot(np.array(xs)[order], np.array(ys)[order], "-", color=color, marker=marker, label=label, zorder=3)
+                for s in pts:
+                    if s.get("cli_default"):
+                        ax.scatter([s["archive_bytes_per_image"]], [s[key]], s=160, facecolors="none",
+                                   edgecolors="k", zorder=4, label="CLI default (--lossy)")
+                if other:
+                    ax.scatter([s["archive_bytes_per_image"] for s in other], [s[key] for s in other],
+                               color=color, marker="x", zorder=3, label="VLAE, default rate, other draws")
+                    for s in other:
+                        ax.annotate(f"d={s['draw']}", (s["archive_bytes_per_image"], s[key]),
+                                    textcoords="offset points", xytext=(3, -9), fontsize=6, color=color)
             else:
                 ax.scatter(xs, ys, color=color, marker=marker, label=label, zorder=2)
             for s, xv, yv in zip(pts, xs, ys):
@@ -941,8 +1037,6 @@ def plot(results: dict[str, Any], path: str | os.PathLike) -> Path:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower right")
     title = f"Lossy: {results['n']} binarized MNIST test digits"
-    if results.get("vlae_is_stand_in"):
-        title += " — VLAE rows are a STAND-IN"
     fig.suptitle(title + "\n(thumbnails: n = nearest, b = bilinear upsampling, bc = bilinear tuned for class "
                          "accuracy; JPEG/WebP: quality)", fontsize=10)
     fig.tight_layout()
@@ -962,16 +1056,14 @@ def _json_default(o: Any) -> Any:
 
 def write_outputs(results: dict[str, Any], out_dir: str | os.PathLike, stem: str | None = None,
                   with_plot: bool = True) -> dict[str, str | None]:
-    """``lossy-<n>.json`` ({name, description, results, environment}), ``.md`` and ``.png``
-    (``lossy-<n>-standin.*`` when the VLAE rows are the stand-in's)."""
+    """``lossy-<n>.json`` ({name, description, results, environment}), ``.md`` and ``.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = stem or f"lossy-{results['n']}" + ("-standin" if results.get("vlae_is_stand_in") else "")
+    stem = stem or f"lossy-{results['n']}"
     doc = {"name": stem,
            "description": (f"vlaecodec lossy bench on {results['n']} binarized MNIST test digits: bytes/image "
                            "(archive, single file), pixel error, class accuracy/agreement of a small CNN, "
-                           "for the VLAE lossy mode" + (" (STAND-IN)" if results.get("vlae_is_stand_in") else "")
-                           + " and peers (thumbnails raw/JBIG1, JPEG, WebP, class label only)"),
+                           "for the VLAE lossy mode and peers (thumbnails raw/JBIG1, JPEG, WebP, class label only)"),
            "results": results, "environment": environment()}
     jp, mp = out / f"{stem}.json", out / f"{stem}.md"
     jp.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
@@ -985,36 +1077,33 @@ def write_outputs(results: dict[str, Any], out_dir: str | os.PathLike, stem: str
     return {"json_path": str(jp), "markdown_path": str(mp), "plot_path": pp}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="VLAE model name or file (default: the default model)")
-    ap.add_argument("--levels", nargs="*", default=None,
-                    help="rate levels, passed as rate= (default: every level the model has)")
-    ap.add_argument("--require-vlae", action="store_true",
-                    help="fail instead of measuring the stand-in when the codec cannot code lossy files")
+    ap.add_argument("--levels", nargs="*", type=int, default=None,
+                    help="rate levels 1..L, passed as rate= (default: every level the model has)")
+    ap.add_argument("--draws", nargs="*", type=int, default=list(EXTRA_DRAWS),
+                    help="extra draw codes measured at the default level (default: 0 1)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N test digits")
     ap.add_argument("--single-limit", type=int, default=SINGLE_LIMIT)
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default bench/results)")
     ap.add_argument("--peers-only", action="store_true", help="no VLAE rows")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-grid", action="store_true", help="no lossy-grid.png")
     ap.add_argument("--no-jbig-singles", action="store_true", help="skip per-image JBIG files (one process each)")
-    args = ap.parse_args(argv)
+    return ap
 
-    def num(v: str) -> Any:
-        for t in (int, float):
-            try:
-                return t(v)
-            except ValueError:
-                pass
-        return v
 
-    levels = [] if args.peers_only else (None if args.levels is None else [num(v) for v in args.levels])
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    levels = [] if args.peers_only else args.levels
     out = run_lossy_bench(model=args.model, levels=levels, limit=args.limit, out_dir=args.out,
-                          single_limit=args.single_limit, peers=not args.no_peers,
-                          jbig_per_image=not args.no_jbig_singles, allow_stand_in=not args.require_vlae)
+                          single_limit=args.single_limit, peers=not args.no_peers, draws=args.draws,
+                          grid=not args.no_grid, jbig_per_image=not args.no_jbig_singles)
     print(out["markdown"])
-    print(f"wrote {out['json_path']}, {out['markdown_path']}, {out['plot_path']}")
+    print("wrote " + ", ".join(str(out[k]) for k in ("json_path", "markdown_path", "plot_path", "grid_path")
+                               if out[k]))
     return 0
 
 

@@ -673,10 +673,15 @@ def eval_cmd(model: str | None, dataset: str, split: str, limit: int | None, iwa
 @click.option("--no-peers", is_flag=True, help="Skip PNG/WebP/JPEG-XL/JBIG/bz2/xz.")
 @click.option("--cli", "cli_timing", is_flag=True,
               help="Also time the vlaecodec command itself on the images as PNG files, and one digit.")
+@click.option("--lossy", is_flag=True,
+              help="The lossy bench instead (bench/lossy.py of a repository checkout): every lossy rate "
+                   "level against thumbnails, JPEG, WebP and class labels, judged by pixel error and a "
+                   "digit classifier, on the binarized test digits; JSON, markdown, plot and picture grid "
+                   "(default folder bench/results).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @friendly
 def bench(dataset: str, split: str, limit: int | None, single_limit: int | None, model: str | None,
-          out_dir: str | None, no_peers: bool, cli_timing: bool, quiet: bool) -> None:
+          out_dir: str | None, no_peers: bool, cli_timing: bool, lossy: bool, quiet: bool) -> None:
     """Measure real bits/dim against the model's -ELBO, single-image sizes, speed and
     peer codecs on the same images; prints markdown and writes JSON.
 
@@ -684,7 +689,14 @@ def bench(dataset: str, split: str, limit: int | None, single_limit: int | None,
     Example:
         vlaecodec bench --dataset binarized-mnist --split test
         vlaecodec bench --limit 1000 --single-limit 100 --no-peers
+        vlaecodec bench --lossy --out bench/results     (from a repository checkout)
     """
+    if lossy:
+        if (dataset, split) != ("binarized-mnist", "test") or cli_timing:
+            raise click.UsageError("--lossy measures the binarized-mnist test digits: "
+                                   "no --dataset, --split or --cli with it")
+        _bench_lossy(limit=limit, single_limit=single_limit, model=model, out_dir=out_dir, no_peers=no_peers)
+        return
     from vlaecodec.bench import run_bench
 
     bars = _BarFactory(quiet)
@@ -700,6 +712,47 @@ def bench(dataset: str, split: str, limit: int | None, single_limit: int | None,
     click.echo(res["markdown"])
     if res.get("json_path"):
         click.echo(f"results: {res['json_path']}", err=True)
+
+
+def _lossy_bench_path() -> Path:
+    """bench/lossy.py of the checkout this package runs from (editable install)."""
+    import vlaecodec
+    return Path(vlaecodec.__file__).resolve().parent.parent / "bench" / "lossy.py"
+
+
+def _load_lossy_bench() -> Any:
+    """bench/lossy.py as a module; it is not part of the installed package (its digit
+    classifier lives under bench/), so a plain install has none."""
+    import importlib.util
+
+    path = _lossy_bench_path()
+    if not path.is_file():
+        raise click.ClickException(f"bench --lossy needs a repository checkout (no {path}); "
+                                   "run it from a clone installed with pip install -e '.[bench]'")
+    spec = importlib.util.spec_from_file_location("vlaecodec_bench_lossy", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _bench_lossy(limit: int | None, single_limit: int | None, model: str | None, out_dir: str | None,
+                 no_peers: bool) -> None:
+    mod = _load_lossy_bench()
+    kw: dict[str, Any] = {"model": model, "limit": limit, "peers": not no_peers,
+                          "out_dir": out_dir if out_dir is not None else mod.DEFAULT_OUT}
+    if single_limit is not None:
+        kw["single_limit"] = single_limit
+    try:
+        res = mod.run_lossy_bench(**kw)
+    except (RuntimeError, ValueError) as e:   # no lossy levels, a refused level, no images
+        if isinstance(e, _expected_errors()):
+            raise
+        raise click.ClickException(_one_line(e)) from None
+    click.echo(res["markdown"])
+    for key in ("json_path", "markdown_path", "plot_path", "grid_path"):
+        if res.get(key):
+            click.echo(f"wrote {res[key]}", err=True)
 
 
 def main() -> None:  # console-script style entry for `python -m vlaecodec`

@@ -386,6 +386,38 @@ def test_bench_forwards_options_and_prints_markdown(tmp_path, monkeypatch):
     assert seen["dataset"] == "binarized-mnist" and seen["split"] == "test"
 
 
+def test_bench_lossy_runs_the_checkouts_bench_with_options(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from vlaecodec.cli import main
+    assert main._lossy_bench_path().is_file()            # this is a repository checkout
+    assert callable(main._load_lossy_bench().run_lossy_bench)
+    seen = {}
+
+    def fake(**kw):
+        seen.update(kw)
+        return {"markdown": "| system | bytes |", "json_path": str(tmp_path / "l.json"), "grid_path": "g.png"}
+    monkeypatch.setattr(main, "_load_lossy_bench", lambda: SimpleNamespace(run_lossy_bench=fake, DEFAULT_OUT="d"))
+    r = ok(run("bench", "--lossy", "--limit", "30", *M, "--out", tmp_path, "--single-limit", "4"))
+    assert "| system | bytes |" in r.stdout and "l.json" in r.stderr and "g.png" in r.stderr
+    assert seen == {"model": TINY_NAME, "limit": 30, "out_dir": str(tmp_path), "single_limit": 4, "peers": True}
+    seen.clear()
+    ok(run("bench", "--lossy", "--no-peers"))
+    assert seen == {"model": None, "limit": None, "out_dir": "d", "peers": False}
+    assert run("bench", "--lossy", "--dataset", "mnist").exit_code == 2
+
+
+def test_bench_lossy_needs_a_checkout(tmp_path, monkeypatch):
+    from vlaecodec.cli import main
+    monkeypatch.setattr(main, "_lossy_bench_path", lambda: tmp_path / "bench" / "lossy.py")
+    fails_cleanly(run("bench", "--lossy"), "repository checkout")
+
+
+def test_bench_lossy_reports_a_model_without_levels(monkeypatch):
+    """A model frozen before lossy mode: one clear line, before any data or classifier."""
+    fails_cleanly(run("bench", "--lossy", "--model", "vlae-mnist-v1", "--limit", "2"), "no lossy rate levels")
+
+
 def test_data_info_and_fetch_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("VLAECODEC_CACHE", str(tmp_path / "cache"))
     r = ok(run("data", "info"))

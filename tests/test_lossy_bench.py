@@ -1,5 +1,6 @@
 """The lossy benchmark's machinery (bench/lossy.py) on a few synthetic digits: peers'
-byte counts and reconstructions, metrics, the stand-in codec and its detection, the
+byte counts and reconstructions, metrics, the VLAE rows through vlaecodec's own lossy
+mode (the tiny test model; the shipped model's level table), the picture grid, the
 JSON/markdown/plot writer. No classifier is trained here (a tiny untrained CNN or a
 fake evaluator stands in), and no MNIST is needed."""
 from __future__ import annotations
@@ -181,62 +182,74 @@ def test_recipe_key_tracks_the_recipe(lossy):
     assert lossy.classifier_path().name == f"digit-cnn-{k}.pt"
 
 
-# ---------------------------------------------------------------- VLAE stand-in
+# ---------------------------------------------------------------- VLAE rows
 
-def test_stand_in_codec_round_trip(lossy, x):
-    c = lossy.StandInCodec()
-    blob = c.compress(list(x), None, lossy=True, rate=2)
-    back = np.asarray(c.decompress(blob).images)
-    assert np.array_equal(back, lossy.StandInCodec.reconstruct(x, 2))
-    r = lossy.run_vlae_level(c, None, x, 2, single_limit=3)
-    assert r["single_n"] == 3 and r["archive_bytes"] == len(blob)
-    assert np.array_equal(r["recon"], back)
+def test_model_levels_read_the_real_model(lossy, tiny):
+    from vlaecodec import lossy as lz
+    from vlaecodec.freeze import LOSSY_LEVELS
+    bits = lossy.model_level_bits(tiny)
+    assert len(bits) == len(tiny.net.lossy_levels) == len(LOSSY_LEVELS)
+    assert bits == [lz.bits_per_image(tiny.net, lv) for lv in range(1, len(bits) + 1)]
+    assert lossy.model_levels(tiny) == list(range(1, len(bits) + 1))
+    assert lossy.model_levels(tiny.name) == lossy.model_levels(tiny)      # by name, loaded by vlaecodec
+    # The shipped default model: (dimensions x bits) of freeze.LOSSY_LEVELS, 31 bits at the default.
+    v2 = lossy.model_level_bits(None)
+    assert v2 == [d * b for d, b in LOSSY_LEVELS] and v2[lz.DEFAULT_LEVEL - 1] == 31
+    with pytest.raises(Exception, match="no-such-model"):
+        lossy.model_levels("no-such-model-anywhere")
 
 
-def test_lossy_codec_detection(lossy, monkeypatch):
+def test_a_model_without_lossy_levels_is_an_error(lossy, tiny):
+    import vlaecodec
+    old = vlaecodec.load_model("vlae-mnist-v1")        # frozen before lossy mode
+    assert lossy.model_levels(old) == []
+    with pytest.raises(RuntimeError, match="no lossy rate levels"):
+        lossy.check_levels(old, [1])
+    with pytest.raises(RuntimeError, match=r"levels 1\.\.12; asked for \[13\]"):
+        lossy.check_levels(tiny, [1, 13])
+    lossy.check_levels(tiny, [1, 12])
+    with pytest.raises(RuntimeError, match="no lossy rate levels"):
+        lossy.run_lossy_bench(model=old, limit=2, out_dir=None, classifier=_tiny_cnn(), peers=False,
+                              log=lambda m: None)
+
+
+def test_codec_refusal_is_a_clear_error(lossy, tiny, x, monkeypatch):
     import vlaecodec
 
-    def old_api(images, model=None, *, names=None):
-        return b""
-
-    monkeypatch.setattr(vlaecodec, "compress", old_api)
-    codec, real, why = lossy.lossy_codec(None, 1)
-    assert not real and isinstance(codec, lossy.StandInCodec) and "no lossy mode" in why
-
-    calls = []
-
-    def new_api(images, model=None, *, lossy=False, rate=None):
-        calls.append((len(images), lossy, rate))
-        return b"VL"
-
-    monkeypatch.setattr(vlaecodec, "compress", new_api)
-    codec, real, why = lossy.lossy_codec(None, 3)
-    assert real and codec is vlaecodec and calls == [(1, True, 3)] and why == ""
-
-    def no_levels(images, model=None, *, lossy=False, rate=None):
-        raise vlaecodec.CodecError("this model has no lossy rate levels")
-
-    monkeypatch.setattr(vlaecodec, "compress", no_levels)
-    codec, real, why = lossy.lossy_codec(None, 3)
-    assert not real and "no lossy rate levels" in why
-
-    def broken(images, model=None, *, lossy=False, rate=None):
-        raise TypeError("something else went wrong")
-
-    monkeypatch.setattr(vlaecodec, "compress", broken)
-    with pytest.raises(TypeError, match="something else"):
-        lossy.lossy_codec(None, 1)
+    def refuse(*a, **k):
+        raise vlaecodec.CodecError("lossy rate level must be 1..12")
+    monkeypatch.setattr(vlaecodec, "compress", refuse)
+    with pytest.raises(RuntimeError, match=r"vlaecodec refused lossy rate=3, draw=None with model .*1\.\.12"):
+        lossy.run_vlae_level(tiny, x, 3, single_limit=1)
 
 
-def test_model_levels_from_manifest(lossy):
-    class Fake:
-        manifest = {"coding": {"lossy_bits_per_level": [8, 12, 16]}}
+def test_run_vlae_level_uses_the_codec(lossy, tiny, x):
+    import vlaecodec
+    from vlaecodec import lossy as lz
+    r = lossy.run_vlae_level(tiny, x, 2, single_limit=2)
+    blob = vlaecodec.compress(list(x), tiny, lossy=True, rate=2)
+    assert r["archive_bytes"] == len(blob) and r["draw"] == lz.DEFAULT_DRAW and r["single_n"] == 2
+    assert r["single_bytes_per_image"] == np.mean([len(vlaecodec.compress([i], tiny, lossy=True, rate=2))
+                                                   for i in x[:2]])
+    assert np.array_equal(r["recon"], np.asarray(vlaecodec.decompress(blob).images))
+    r0 = lossy.run_vlae_level(tiny, x, 2, single_limit=0, draw=0)
+    assert r0["draw"] == 0 and r0["single_bytes_per_image"] is None and r0["archive_bytes"] == len(blob)
+    code = lz.level_code(tiny.net, 2)
+    z = tiny.net.direct_latents(lz.unpack_bins(lz.encode(tiny.net, x, 2), len(x), code), code)
+    assert np.array_equal(r0["recon"], lz.redraw(tiny.net, z, draw=0))      # most probable pixels
 
-    class Old:
-        manifest = {"coding": {}}
 
-    assert lossy.model_levels(Fake()) == [1, 2, 3] and lossy.model_level_bits(Fake()) == [8, 12, 16]
-    assert lossy.model_levels(Old()) == [] and lossy.model_levels("no-such-model-anywhere") == []
+def test_shipped_model_sizes(lossy):
+    """vlae-mnist-v2 at its default level on 24 digits: 31 bits/image plus a few header
+    bytes as an archive, single files within the issue's 16 bytes."""
+    import vlaecodec
+    from vlaecodec import lossy as lz
+    x = synthetic_digits(24, seed=5)
+    r = lossy.run_vlae_level(vlaecodec.load_model(None), x, lz.DEFAULT_LEVEL, single_limit=3)
+    payload = math.ceil(24 * 31 / 8)
+    assert payload < r["archive_bytes"] < payload + 24
+    assert r["single_bytes_per_image"] <= 16 and r["draw"] == lz.DEFAULT_DRAW
+    assert r["recon"].shape == x.shape and set(np.unique(r["recon"])) <= {0, 1}
 
 
 # ---------------------------------------------------------------- peers and reports
@@ -265,21 +278,24 @@ def test_run_peers_rows(lossy, x, monkeypatch):
     assert lab["single_bytes_per_image"] == 1 and lab["pixel_error"] == float(np.mean(x))
 
 
-def _fake_results(stand_in: bool = True) -> dict:
+def _fake_results() -> dict:
     return {
         "dataset": "binarized-mnist", "split": "test", "n": 3,
         "classifier": {"recipe_key": "abc", "test_accuracy": 0.99, "train_s": 12.0,
                        "accuracy_on_these_originals": 1.0},
-        "vlae_codec": "STAND-IN (x)" if stand_in else "vlaecodec lossy mode", "vlae_is_stand_in": stand_in,
+        "vlae_codec": "vlaecodec lossy mode", "vlae_model": "vlae-x",
         "systems": [
             {"name": "originals (lossless reference)", "family": "reference", "archive_bytes_per_image": None,
              "single_bytes_per_image": None, "pixel_error": 0.0, "class_accuracy": 1.0, "agreement": 1.0},
-            {"name": "VLAE lossy, rate=1", "family": "VLAE", "level": 1, "archive_bytes_per_image": 3.5,
+            {"name": "VLAE lossy, rate=1", "family": "VLAE", "level": 1, "draw": 3, "archive_bytes_per_image": 3.5,
              "single_bytes_per_image": 13.0, "single_n": 2, "pixel_error": 0.1, "class_accuracy": 0.9,
              "agreement": 0.9},
-            {"name": "VLAE lossy, rate=2", "family": "VLAE", "level": 2, "archive_bytes_per_image": 5.0,
-             "single_bytes_per_image": 15.0, "single_n": 2, "pixel_error": 0.07, "class_accuracy": 0.95,
-             "agreement": 0.95},
+            {"name": "VLAE lossy, rate=2 (CLI default)", "family": "VLAE", "level": 2, "draw": 3,
+             "cli_default": True, "archive_bytes_per_image": 5.0, "single_bytes_per_image": 15.0, "single_n": 2,
+             "pixel_error": 0.07, "class_accuracy": 0.95, "agreement": 0.95},
+            {"name": "VLAE lossy, rate=2, draw=0", "family": "VLAE", "level": 2, "draw": 0,
+             "cli_default": False, "archive_bytes_per_image": 5.0, "single_bytes_per_image": 15.0, "single_n": 2,
+             "pixel_error": 0.075, "class_accuracy": 0.8, "agreement": 0.8},
             {"name": "thumbnail 7x7, nearest, raw bits", "family": "thumbnail raw", "thumb": 7,
              "upsample": "nearest", "archive_bytes_per_image": 6.125, "single_bytes_per_image": 7,
              "pixel_error": 0.08, "class_accuracy": 0.85, "agreement": 0.85},
@@ -297,11 +313,13 @@ def test_markdown_and_json_writer(lossy, tmp_path):
     has_mpl = importlib.util.find_spec("matplotlib") is not None
     out = lossy.write_outputs(res, tmp_path / "out", with_plot=has_mpl)
     doc = json.loads(Path(out["json_path"]).read_text())
-    assert doc["name"] == "lossy-3-standin" and doc["results"]["systems"][1]["archive_bytes_per_image"] == 3.5
-    assert "STAND-IN" in doc["description"] and "versions" in doc["environment"]
+    assert doc["name"] == "lossy-3" and doc["results"]["systems"][1]["archive_bytes_per_image"] == 3.5
+    assert "versions" in doc["environment"] and "STAND-IN" not in json.dumps(doc)
     md = Path(out["markdown_path"]).read_text()
-    assert "The VLAE rows are a STAND-IN" in md
+    assert "VLAE rows: vlaecodec lossy mode, model vlae-x." in md and "(CLI default)" in md
     assert "| VLAE lossy, rate=1 | 3.500 | 13.00 (first 2) | 0.1000 | 90.00% | 90.00% |" in md
+    assert "| VLAE lossy, rate=2 (CLI default) | 5.000 | 15.00 (first 2) | 0.0700 | 95.00% |" in md
+    assert "| VLAE lossy, rate=2, draw=0 | 5.000 |" in md
     assert "| thumbnail 4x4, bilinear, JBIG1 | — | — | — | — | — | not installed" in md
     # The label-only peer beats both levels (fewer bytes, better accuracy); JPEG does not;
     # counting pixel error too, no peer wins.
@@ -314,7 +332,9 @@ def test_markdown_and_json_writer(lossy, tmp_path):
         assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert out["plot_path"] is None
-    assert "STAND-IN" not in lossy.to_markdown(_fake_results(stand_in=False))
+    # Without peer rows there is no "where a peer wins" section (it would say "none").
+    alone = {**res, "systems": [s for s in res["systems"] if s["family"] in ("VLAE", "reference")]}
+    assert "Where a peer wins" not in lossy.to_markdown(alone)
 
 
 def test_dominating_peers(lossy):
@@ -324,64 +344,85 @@ def test_dominating_peers(lossy):
     assert lossy.dominating_peers(res, vl, pixel=True) == []
 
 
-def test_run_lossy_bench_end_to_end(lossy, monkeypatch, tmp_path):
-    """The whole run on synthetic 'test' and 'train' digits with an untrained CNN."""
+def _tiny_cnn():
+    """An untrained linear 'classifier' (what the recipe's layer list builds)."""
     import torch
+    import torch.nn as nn
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
 
-    import vlaecodec
+
+def test_run_lossy_bench_end_to_end(lossy, tiny, monkeypatch, tmp_path):
+    """The whole run on synthetic 'test' and 'train' digits: the tiny model through
+    vlaecodec's lossy mode, an untrained CNN, a few peers; JSON, markdown, plot, grid."""
+    from PIL import Image
+
     from vlaecodec import data
-    digits = synthetic_digits(8, seed=3)
-    # The codec as it was before its lossy mode: the stand-in must be used, and said so.
-    monkeypatch.setattr(vlaecodec, "compress", lambda images, model=None, *, names=None: b"")
+    from vlaecodec import lossy as lz
+    digits = synthetic_digits(20, seed=3)
     monkeypatch.setattr(data, "load_binarized_mnist", lambda split="test": digits)
     monkeypatch.setattr(data, "load_mnist", lambda split="test": digits * 255)
-    monkeypatch.setattr(data, "load_mnist_labels", lambda split="test": np.arange(8) % 10)
+    monkeypatch.setattr(data, "load_mnist_labels", lambda split="test": np.arange(20) % 10)
     monkeypatch.setattr(lossy, "JPEG_QUALITIES", (10,))
     monkeypatch.setattr(lossy, "WEBP_QUALITIES", ())
     monkeypatch.setattr(lossy, "THUMB_SIZES", (7,))
-    torch.manual_seed(0)
-    net = lossy.build_classifier([["flatten"], ["linear", 784, 10]])
     has_mpl = importlib.util.find_spec("matplotlib") is not None
     if not has_mpl:
         monkeypatch.setattr(lossy, "plot", lambda *a, **k: (_ for _ in ()).throw(ImportError("no mpl")))
-    out = lossy.run_lossy_bench(levels=(1, 2), limit=5, out_dir=tmp_path, single_limit=2, classifier=net,
-                                classifier_info={"recipe_key": "tiny"}, jbig_per_image=False, log=lambda m: None)
+    levels = (1, lz.DEFAULT_LEVEL, 11)
+    out = lossy.run_lossy_bench(model=tiny, levels=levels, limit=18, out_dir=tmp_path, single_limit=2,
+                                classifier=_tiny_cnn(), classifier_info={"recipe_key": "tiny"},
+                                jbig_per_image=False, log=lambda m: None)
     r = out["results"]
-    assert r["n"] == 5 and r["vlae_is_stand_in"] is True    # the codec has no lossy mode yet
+    assert r["n"] == 18 and r["vlae_model"] == tiny.name and r["vlae_codec"] == "vlaecodec lossy mode"
+    bits = lossy.model_level_bits(tiny)
+    assert r["vlae_level_bits"] == {str(lv): bits[lv - 1] for lv in levels}
+    assert r["vlae_cli_default"]["level"] == lz.DEFAULT_LEVEL and r["vlae_cli_default"]["draw"] == lz.DEFAULT_DRAW
     vl = [s for s in r["systems"] if s["family"] == "VLAE"]
-    assert [s["level"] for s in vl] == [1, 2] and all(s["single_n"] == 2 for s in vl)
-    assert all(s["name"].startswith("STAND-IN") for s in vl)
-    assert Path(out["json_path"]).name == "lossy-5-standin.json" and Path(out["markdown_path"]).exists()
-    assert (out["plot_path"] is not None) == has_mpl
-    assert "why: vlaecodec.compress has no lossy mode" in r["vlae_codec"]
-    with pytest.raises(RuntimeError, match="no lossy VLAE"):
-        lossy.run_lossy_bench(levels=(1,), limit=5, out_dir=None, classifier=net, peers=False,
-                              allow_stand_in=False, log=lambda m: None)
-
-
-def test_run_lossy_bench_real_codec_with_tiny_model(lossy, tiny, monkeypatch):
-    """With a model frozen with lossy levels, the VLAE rows come from vlaecodec itself."""
-    import torch
-
-    import vlaecodec
-    from vlaecodec import data
-    if "lossy" not in __import__("inspect").signature(vlaecodec.compress).parameters:
-        pytest.skip("vlaecodec.compress has no lossy mode")
-    digits = synthetic_digits(6, seed=4)
-    monkeypatch.setattr(data, "load_binarized_mnist", lambda split="test": digits)
-    monkeypatch.setattr(data, "load_mnist_labels", lambda split="test": np.arange(6) % 10)
-    torch.manual_seed(0)
-    net = lossy.build_classifier([["flatten"], ["linear", 784, 10]])
-    levels = lossy.model_levels(tiny)
-    assert levels and levels == list(range(1, len(levels) + 1))
-    out = lossy.run_lossy_bench(model=tiny, levels=(1, 2), out_dir=None, single_limit=2, classifier=net,
-                                peers=False, allow_stand_in=False, log=lambda m: None)
-    r = out["results"]
-    assert r["vlae_is_stand_in"] is False and r["vlae_model"] == tiny.name and out["json_path"] is None
-    vl = [s for s in r["systems"] if s["family"] == "VLAE"]
-    assert [s["level"] for s in vl] == [1, 2]
+    # One row per level with the default draw, then the default level with draws 0 and 1.
+    assert [(s["level"], s["draw"]) for s in vl] == [(1, lz.DEFAULT_DRAW), (lz.DEFAULT_LEVEL, lz.DEFAULT_DRAW),
+                                                     (11, lz.DEFAULT_DRAW), (lz.DEFAULT_LEVEL, 0),
+                                                     (lz.DEFAULT_LEVEL, 1)]
+    default = [s for s in vl if s["cli_default"]]
+    assert len(default) == 1 and default[0] is vl[1] and default[0]["name"].endswith("(CLI default)")
+    assert vl[3]["name"] == f"VLAE lossy, rate={lz.DEFAULT_LEVEL}, draw=0" and "most probable" in vl[3]["notes"]
     for s in vl:
-        assert s["archive_bytes_per_image"] == s["archive_bytes"] / 6 and s["single_n"] == 2
-        assert 0 <= s["pixel_error"] <= 1 and not s["stand_in"]
-    assert vl[0]["archive_bytes"] <= vl[1]["archive_bytes"]
-    assert "model " + tiny.name in out["markdown"]
+        assert s["archive_bytes_per_image"] == s["archive_bytes"] / 18 and s["single_n"] == 2
+        assert s["bits"] == bits[s["level"] - 1] and 0 <= s["pixel_error"] <= 1
+        assert s["archive_bytes"] >= math.ceil(18 * s["bits"] / 8)
+    # The draw code lives in the header: same bytes, other pixels.
+    assert vl[3]["archive_bytes"] == vl[4]["archive_bytes"] == vl[1]["archive_bytes"]
+    assert vl[0]["archive_bytes"] <= vl[1]["archive_bytes"] <= vl[2]["archive_bytes"]
+    assert any(s["family"] == "JPEG" for s in r["systems"])
+    md = out["markdown"]
+    assert f"| VLAE lossy, rate={lz.DEFAULT_LEVEL} (CLI default) |" in md and "Where a peer wins" in md
+    assert Path(out["json_path"]).name == "lossy-18.json" and Path(out["markdown_path"]).exists()
+    assert (out["plot_path"] is not None) == has_mpl
+    # The picture: originals, 3 rates, 3 redraws of one z; 16 digits at 3x.
+    grid = Path(out["grid_path"])
+    assert grid.name == "lossy-grid.png"
+    with Image.open(grid) as im:
+        assert im.mode == "L" and im.size[1] == 7 * (28 * 3 + 2) + 2 * 10
+        a = np.asarray(im)
+    cell = 28 * 3 + 2
+    left = im.size[0] - 16 * cell                       # the label column
+    first = a[:84, left:left + 84][::3, ::3]            # first original, downscaled back
+    assert np.array_equal(first == 0, digits[0] == 1)
+
+
+def test_grid_rows(lossy, tiny):
+    from vlaecodec import lossy as lz
+    x = synthetic_digits(5, seed=9)
+    rows = lossy.grid_rows(tiny, x, levels=(3, lz.DEFAULT_LEVEL, 99), archive_bpi={3: 2.25})
+    labels = [lab for lab, _ in rows]
+    bits = lossy.model_level_bits(tiny)
+    assert labels[0] == "originals" and np.array_equal(rows[0][1], x)
+    assert labels[1] == f"rate 3: 2.25 B/image, {bits[2]} bits"                      # the bench's bytes
+    assert labels[2].startswith(f"rate {lz.DEFAULT_LEVEL} (default): {bits[lz.DEFAULT_LEVEL - 1] / 8:g} B")
+    assert len(rows) == 1 + 2 + lossy.GRID_REDRAWS                                   # level 99: skipped
+    redraws = [imgs for _, imgs in rows[3:]]
+    assert all(r.shape == x.shape and set(np.unique(r)) <= {0, 1} for r in redraws)
+    # Different seeds draw different pixels from the same z; the same seed, the same ones.
+    assert not np.array_equal(redraws[0], redraws[1])
+    again = lossy.grid_rows(tiny, x, levels=(), redraws=1)
+    assert np.array_equal(again[-1][1], redraws[0])
