@@ -248,10 +248,12 @@ def cli() -> None:
               help="Keep only each image's latent code (a few bytes); decompression redraws the "
                    "details with the model. Never used unless asked.")
 @click.option("--rate", type=click.IntRange(min=1), default=None,
-              help="Lossy rate level, from 1 (fewest bytes) up (most faithful); see `vlaecodec models`.")
+              help="Lossy rate level, from 1 (fewest bytes) up (most faithful); default: the "
+                   "model's default level; `vlaecodec models` lists the levels' bits per image.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Processes (default: the usable cores). Archives of 4,000+ images are split into "
-                   "this many independent chains, coded in parallel (~60 bytes each).")
+              help="Processes (default: the usable cores). An archive is split into one independent "
+                   "chain per 5,000 images (~60 bytes each), coded in parallel; the file is the "
+                   "same whatever this is.")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @friendly
