@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -191,11 +192,25 @@ class VLAE(nn.Module):
         rec = self.pixel_nll(x, self.decoder_logits(x, z))
         return ELBOTerms(rec=rec, kl=kl_dims.sum(1), kl_dims=kl_dims)
 
-    def training_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, ELBOTerms]:
+    def training_loss(self, x: torch.Tensor, global_mean: Callable[[torch.Tensor], torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, ELBOTerms]:
         """Mean negative ELBO with free bits: each dimension's batch-mean KL is
-        floored at ``free_bits`` nats so z is not switched off early in training."""
+        floored at ``free_bits`` nats so z is not switched off early in training.
+
+        ``global_mean`` (data-parallel training): maps this shard's per-dimension mean
+        KL (detached) to the mean over the whole global batch (all ranks). The floor then
+        applies to the global batch, as in one process: the term's value is the global
+        one and its gradient is this shard's share, so averaging the ranks' gradients
+        gives the one-process gradient."""
         t = self.elbo_terms(x)
-        kl_fb = torch.clamp(t.kl_dims.mean(0), min=self.cfg.free_bits).sum()
+        kl_mean = t.kl_dims.mean(0)
+        if global_mean is None:
+            kl_fb = torch.clamp(kl_mean, min=self.cfg.free_bits).sum()
+        else:
+            g = global_mean(kl_mean.detach())
+            floor = torch.full_like(g, self.cfg.free_bits)
+            # clamp's gradient passes where the input is >= the floor.
+            kl_fb = torch.where(g >= floor, kl_mean - kl_mean.detach() + g, floor).sum()
         return t.rec.mean() + kl_fb, t
 
     @torch.no_grad()
