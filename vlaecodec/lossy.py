@@ -6,11 +6,12 @@ alone. So a lossy file stores, per image, a few bits of z and nothing else::
 
     encode:  z -> one of K_i equal-mass bins of p(z_i | z_<i) per dimension, for the
              dimensions a rate level sends (K_i a power of two: the bins are plain bits);
-             the encoder picks the bins under which the original is most probable
-    decode:  z_i = m_i(z_<i) + bin median (exact integers, as in direct coding), then
-             the pixel stepper draws the image (``DRAWS`` below)
+             the encoder picks, dimension by dimension, the bin nearest the posterior mean
+    decode:  z_i = m_i(z_<i) + the bin's latent (exact integers, as in direct coding),
+             then the pixel stepper draws the image (``DRAWS`` below). A bin's latent is
+             its median times a scale calibrated at freeze time (``freeze.calibrate_lossy``)
 
-Rate levels 1..8 are frozen with the model (``freeze.LOSSY_LEVELS``: dimensions sent x
+Rate levels 1..12 are frozen with the model (``freeze.LOSSY_LEVELS``: dimensions sent x
 bits each, dimensions in order of KL), from 8 to 192 bits per image. Everything the
 decoder computes is exact integer arithmetic, including the pseudo-random numbers of
 sampled draws (a counter hash in uint64), so a lossy file redraws the same image on
