@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -72,3 +73,48 @@ def test_missing_tools_and_default_out_dir(fake_dataset, tmp_path, monkeypatch):
         assert peers[name]["status"] == "not installed"
         assert "not installed" in out["markdown"]
     assert "codec" not in out["results"]
+
+
+@pytest.fixture(scope="module")
+def peer_speed_run(tmp_path_factory):
+    """One small run (20 synthetic digits, peers only) shared by the peer speed tests."""
+    x = synthetic_digits(20, seed=11)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vlaecodec.data, "load_dataset", lambda name, split="test", source=None: x)
+        return bench.run_bench(model=TINY_NAME, out_dir=tmp_path_factory.mktemp("bench"), codec=False,
+                               single_limit=0, peer_limit=1)
+
+
+def _md_row(markdown: str, name: str) -> str:
+    rows = [line for line in markdown.splitlines() if line.startswith(f"| {name} |")]
+    assert len(rows) == 1, (name, markdown)
+    return rows[0]
+
+
+def _assert_speed(out: dict, name: str, decode: bool = True) -> None:
+    p = out["results"]["peers"][name]
+    doc = json.loads(open(out["json_path"]).read())["results"]["peers"][name]
+    assert p["status"] == "ok" and p["lossless"] in (True, None), (name, p)
+    keys = ("encode_images_per_s", "decode_images_per_s") if decode else ("encode_images_per_s",)
+    for k in keys:
+        # Existence and sanity only: speeds depend on the machine and its load.
+        assert isinstance(doc[k], float) and math.isfinite(doc[k]) and doc[k] > 0, (name, k, doc[k])
+    assert doc["timed_images"] == p["n"] and doc["timing"]
+    row = _md_row(out["markdown"], name)
+    assert "; encode " in row and " img/s, decode " in row and p["timing"] in row, row
+
+
+def test_png_peer_speed(peer_speed_run):
+    _assert_speed(peer_speed_run, "PNG per image")
+    assert peer_speed_run["results"]["peers"]["PNG per image"]["lossless"] is True
+
+
+@pytest.mark.skipif(shutil.which("pbmtojbg") is None, reason="pbmtojbg not installed")
+def test_jbig_peer_speed(peer_speed_run):
+    decode = shutil.which("jbgtopbm") is not None
+    for name in ("JBIG1 per image", "JBIG1 all as one image"):
+        _assert_speed(peer_speed_run, name, decode=decode)
+    per_image = peer_speed_run["results"]["peers"]["JBIG1 per image"]
+    assert per_image["n"] == 20 and "process start per image" in per_image["timing"]
+    if decode:
+        assert per_image["lossless"] is True

@@ -11,7 +11,12 @@ For one dataset split (or its first ``limit`` images) it measures
 * peers on the same images: PNG and WebP lossless (Pillow) per image, JPEG-XL lossless
   (``cjxl``) per image on a subset, JBIG1 (``pbmtojbg``) per image and on all images
   stacked into one tall image, bz2 and xz on the whole raw set. A missing tool is
-  recorded as "not installed", never an error.
+  recorded as "not installed", never an error. PNG, WebP and both JBIG1 rows are also
+  timed in the same run, encode and decode in images/s (``encode_images_per_s``,
+  ``decode_images_per_s``, with ``timing`` saying what was timed): Pillow in this
+  process after a warm-up; JBIG1 per image as one ``pbmtojbg`` and one ``jbgtopbm``
+  process per image (a process start per image included), and all images as one tall
+  image through one process each way, the fair throughput comparison.
 
 Results go to ``bench-<dataset>-<split>-<N>.json`` and ``.md`` in ``out_dir`` (default
 ``./bench-results`` under the current directory), as ``{name, description, results,
@@ -85,15 +90,31 @@ def _to_pil(img: np.ndarray, binary: bool):
     return Image.fromarray(img.astype(np.uint8), "L")
 
 
-def _pil_roundtrip_ok(raw: bytes, img: np.ndarray, binary: bool) -> bool:
+def _pil_decode(raw: bytes) -> np.ndarray:
+    """Decode an image file with Pillow to a pixel array (mode '1' gives a bool array)."""
     from PIL import Image
     with Image.open(io.BytesIO(raw)) as im:
-        back = np.asarray(im.convert("L"))
+        # WebP has no gray mode: it decodes to RGB, converted back to the gray image.
+        return np.asarray(im if im.mode in ("1", "L") else im.convert("L"))
+
+
+def _pixels_ok(back: np.ndarray, img: np.ndarray, binary: bool) -> bool:
+    if back.dtype == bool:
+        return bool(binary and np.array_equal(back, img.astype(bool)))
+    if back.ndim != 2:
+        return False
     if not binary:
         return bool(np.array_equal(back, img))
     # Decoders write a bi-level image as 0/255 or (djxl) as 0/1: two levels, same pattern.
     top = int(back.max())
     return bool(np.isin(back, (0, top)).all() and np.array_equal(back > 0, img.astype(bool)))
+
+
+def _pil_roundtrip_ok(raw: bytes, img: np.ndarray, binary: bool) -> bool:
+    from PIL import Image
+    with Image.open(io.BytesIO(raw)) as im:
+        back = np.asarray(im.convert("L"))
+    return _pixels_ok(back, img, binary)
 
 
 def _pbm(img: np.ndarray) -> bytes:
@@ -126,6 +147,13 @@ def _read_pbm(raw: bytes) -> np.ndarray | None:
     return np.unpackbits(body, axis=1)[:, :w]
 
 
+def _speed(n: int, enc_s: float, dec_s: float | None, how: str) -> dict[str, Any]:
+    """A peer's timing fields: seconds and images/s each way (decode None if not run)."""
+    return {"encode_s": enc_s, "encode_images_per_s": n / enc_s if enc_s > 0 else None,
+            "decode_s": dec_s, "decode_images_per_s": n / dec_s if dec_s else None,
+            "timed_images": n, "timing": how}
+
+
 def _tool_version(cmd: list[str]) -> str | None:
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
@@ -143,20 +171,37 @@ def _peer_pillow(x: np.ndarray, fmt: str, save_kw: dict[str, Any], label: str,
     if fmt == "WEBP" and not features.check("webp"):
         return {"status": "not installed", "notes": "Pillow built without WebP"}
     binary = _is_binary(x)
+
+    def encode(img: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        im = _to_pil(img, binary)
+        if fmt == "WEBP":
+            im = im.convert("L")  # WebP has no 1-bit mode
+        im.save(buf, fmt, **save_kw)
+        return buf.getvalue()
+
+    for img in x[:WARMUP_IMAGES]:  # warm-up, untimed: Pillow loads its plugins on first use
+        _pil_decode(encode(img))
     sizes, bad = [], 0
+    enc_s = dec_s = 0.0
     with _Stage(factory, label, len(x)) as prog:
         for i, img in enumerate(x):
-            buf = io.BytesIO()
-            im = _to_pil(img, binary)
-            if fmt == "WEBP":
-                im = im.convert("L")  # WebP has no 1-bit mode
-            im.save(buf, fmt, **save_kw)
-            raw = buf.getvalue()
+            # Timed: numpy array -> file bytes, and file bytes -> numpy array; the
+            # lossless check and the progress bar are not.
+            t0 = time.perf_counter()
+            raw = encode(img)
+            t1 = time.perf_counter()
+            back = _pil_decode(raw)
+            t2 = time.perf_counter()
+            enc_s += t1 - t0
+            dec_s += t2 - t1
             sizes.append(len(raw))
-            bad += not _pil_roundtrip_ok(raw, img, binary)
+            bad += not _pixels_ok(back, img, binary)
             prog(i + 1)
     return {"status": "ok", "n": len(x), "mean_bytes": float(np.mean(sizes)), "lossless": bad == 0,
-            "notes": "per image; " + ", ".join(f"{k}={v}" for k, v in save_kw.items())}
+            "notes": "per image; " + ", ".join(f"{k}={v}" for k, v in save_kw.items()),
+            **_speed(len(x), enc_s, dec_s, f"Pillow {fmt} save and open in this process, per image, "
+                     f"after a warm-up on {min(WARMUP_IMAGES, len(x))} images")}
 
 
 def _peer_cjxl(x: np.ndarray, limit: int, factory: ProgressFactory | None) -> dict[str, Any]:
@@ -200,6 +245,7 @@ def _peer_jbig(x: np.ndarray, factory: ProgressFactory | None) -> dict[str, dict
         return {"JBIG1 per image": na, "JBIG1 all as one image": na}
     if exe is None:
         return {"JBIG1 per image": missing, "JBIG1 all as one image": missing}
+    dec = shutil.which("jbgtopbm")
 
     def run(img: np.ndarray, args: list[str]) -> bytes:
         r = subprocess.run([exe, *args], input=_pbm(img), capture_output=True)
@@ -207,27 +253,53 @@ def _peer_jbig(x: np.ndarray, factory: ProgressFactory | None) -> dict[str, dict
             raise RuntimeError(f"pbmtojbg failed: {r.stderr.decode(errors='replace')[-200:]}")
         return r.stdout
 
+    def unrun(blob: bytes) -> np.ndarray | None:
+        r = subprocess.run([dec], input=blob, capture_output=True)
+        return _read_pbm(r.stdout) if r.returncode == 0 else None
+
     out: dict[str, dict[str, Any]] = {}
-    sizes = []
+    sizes, bad = [], 0
+    enc_s = dec_s = 0.0
     args = [*JBIG_ARGS, "-s", str(x.shape[1])]
     with _Stage(factory, "JBIG1", len(x)) as prog:
         for i, img in enumerate(x):
-            sizes.append(len(run(img, args)))
+            # Timed: numpy array -> PBM -> pbmtojbg process -> JBIG bytes, and JBIG bytes
+            # -> jbgtopbm process -> PBM parsed to a numpy array. One process each way per
+            # image, so the rate includes a process start per image.
+            t0 = time.perf_counter()
+            blob = run(img, args)
+            t1 = time.perf_counter()
+            enc_s += t1 - t0
+            sizes.append(len(blob))
+            if dec:
+                back = unrun(blob)
+                dec_s += time.perf_counter() - t1
+                bad += back is None or not np.array_equal(back, img)
             prog(i + 1)
-    out["JBIG1 per image"] = {"status": "ok", "n": len(x), "mean_bytes": float(np.mean(sizes)),
-                              "notes": f"per image, pbmtojbg {' '.join(args)}"}
+    subset = f"all {len(x)} images"
+    out["JBIG1 per image"] = {
+        "status": "ok", "n": len(x), "mean_bytes": float(np.mean(sizes)),
+        "lossless": (bad == 0) if dec else None,
+        "notes": f"per image, pbmtojbg {' '.join(args)}",
+        **_speed(len(x), enc_s, dec_s if dec else None,
+                 f"{subset}, one pbmtojbg{'/jbgtopbm' if dec else ''} process per image: "
+                 f"includes a process start per image")}
     tall = x.reshape(-1, x.shape[2])
     args = [*JBIG_ARGS, "-s", str(tall.shape[0])]
+    t0 = time.perf_counter()
     blob = run(tall, args)
-    ok = None
-    dec = shutil.which("jbgtopbm")
+    enc_s = time.perf_counter() - t0
+    ok, dec_s = None, None
     if dec:
-        r = subprocess.run([dec], input=blob, capture_output=True)
-        back = _read_pbm(r.stdout) if r.returncode == 0 else None
+        t0 = time.perf_counter()
+        back = unrun(blob)
+        dec_s = time.perf_counter() - t0
         ok = back is not None and np.array_equal(back, tall)
     out["JBIG1 all as one image"] = {
         "status": "ok", "n": len(x), "total_bytes": len(blob), "mean_bytes": len(blob) / len(x),
         "lossless": ok, "notes": f"{tall.shape[0]}x{tall.shape[1]} image, pbmtojbg {' '.join(args)}",
+        **_speed(len(x), enc_s, dec_s,
+                 f"one pbmtojbg{' and one jbgtopbm' if dec else ''} process for all {len(x)} images"),
         "version": _tool_version([exe, "-h"])}
     return out
 
@@ -458,8 +530,12 @@ def to_markdown(results: dict[str, Any]) -> str:
         if p.get("status") == "ok":
             extra = "" if p.get("lossless") in (None, True) else "; NOT LOSSLESS"
             n_note = f" (n={p['n']})" if p.get("n") != r["n"] else ""
+            speed = ""
+            if "encode_images_per_s" in p:
+                speed = (f"; encode {_fmt(p['encode_images_per_s'], '.0f')} img/s, decode "
+                         f"{_fmt(p.get('decode_images_per_s'), '.0f')} img/s ({p['timing']})")
             lines.append(f"| {name} | {p['bits_per_dim']:.4f} | {p['mean_bytes']:.2f} | "
-                         f"{p.get('notes', '')}{n_note}{extra} |")
+                         f"{p.get('notes', '')}{n_note}{extra}{speed} |")
         else:
             lines.append(f"| {name} | — | — | {p['status']}: {p.get('notes', '')} |")
     return "\n".join(lines) + "\n"
