@@ -629,11 +629,12 @@ def vlae_rows(loaded: Any, x: np.ndarray, evaluate: Callable, levels: Sequence[i
             name += f", draw={d}"
         if default:
             name += " (CLI default)"
-        notes = (f"{bits[level - 1]} bits/image; {lz.draw_name(d)} (draw={d})"
+        level_bits = bits[level - 1] + lz.pick_bits(d)
+        notes = (f"{level_bits} bits/image; {lz.draw_name(d)} (draw={d})"
                  + ("; `vlaecodec compress --lossy` with no --rate" if default else "")
                  + f"; single files: first {r['single_n']} images")
         rows.append(_system(name, "VLAE", r.pop("recon"), x, evaluate, r["archive_bytes_per_image"],
-                            r["single_bytes_per_image"], notes, level=level, draw=d, bits=bits[level - 1],
+                            r["single_bytes_per_image"], notes, level=level, draw=d, bits=level_bits,
                             cli_default=default,
                             **{k: r[k] for k in ("archive_bytes", "single_n", "encode_s", "decode_s")}))
     return rows
@@ -642,7 +643,7 @@ def vlae_rows(loaded: Any, x: np.ndarray, evaluate: Callable, levels: Sequence[i
 # ====================================================================== pictures
 
 GRID_IMAGES = 16
-GRID_LEVELS = (3, 7, 11)        # 7 is lossy.DEFAULT_LEVEL
+GRID_LEVELS = (3, 5, 11)        # 5 is lossy.DEFAULT_LEVEL
 GRID_REDRAWS = 3
 GRID_SCALE = 3
 
@@ -667,12 +668,13 @@ def grid_rows(loaded: Any, x: np.ndarray, levels: Sequence[int] = GRID_LEVELS, r
         blob = vc.compress(list(x), loaded, lossy=True, rate=lv)
         rec = np.asarray(vc.decompress(blob, loaded).images, np.uint8)
         tag = " (default)" if lv == lz.DEFAULT_LEVEL else ""
+        lv_bits = bits[lv - 1] + lz.pick_bits(lz.DEFAULT_DRAW)
         size = (f"{archive_bpi[lv]:.2f} B/image" if archive_bpi and lv in archive_bpi
-                else f"{bits[lv - 1] / 8:g} B/image + header")
-        rows.append((f"rate {lv}{tag}: {size}, {bits[lv - 1]} bits", rec))
+                else f"{lv_bits / 8:g} B/image + header")
+        rows.append((f"rate {lv}{tag}: {size}, {lv_bits} bits", rec))
     level = lz.DEFAULT_LEVEL
     code = lz.level_code(net, level)
-    js = lz.unpack_bins(lz.encode(net, x, level), n, code)
+    js, _ = lz.unpack_bins(lz.encode(net, x, level), n, code)
     z = net.direct_latents(js, code)
     for k in range(1, redraws + 1):
         rows.append((f"rate {level}, same z, sample {k}", lz.redraw(net, z, draw=1, first_index=k * 1000)))
@@ -843,7 +845,7 @@ def run_lossy_bench(model: Any = None, levels: Iterable[Any] | None = None, limi
         results["vlae_cli_default"] = {"level": lz.DEFAULT_LEVEL, "draw": lz.DEFAULT_DRAW,
                                        "draw_name": lz.draw_name(lz.DEFAULT_DRAW)}
         bits = model_level_bits(loaded)
-        results["vlae_level_bits"] = {str(lv): bits[lv - 1] for lv in levels}
+        results["vlae_level_bits"] = {str(lv): bits[lv - 1] + lz.pick_bits(lz.DEFAULT_DRAW) for lv in levels}
         results["systems"] += vlae_rows(loaded, x, evaluate, levels, draws, single_limit, log)
     if peers:
         x8_train, y_train = data.load_mnist("train"), data.load_mnist_labels("train")
@@ -936,8 +938,9 @@ def to_markdown(results: dict[str, Any]) -> str:
     if r.get("vlae_codec"):
         lines += [f"VLAE rows: {r['vlae_codec']}, model {r.get('vlae_model')}. The row marked "
                   "(CLI default) is what `vlaecodec compress --lossy` writes with no --rate; rows with "
-                  "draw=N decode the same files with another draw code (0: most probable pixels, "
-                  "1: one seeded sample).", ""]
+                  "draw=N code the same latents with another draw code (0: most probable pixels, "
+                  "1: one seeded sample, 2..7: the model's best of 2**(d-1) samples, 8..14: the "
+                  "encoder's pick of 2**(d-8) samples, stored in d-8 bits per image).", ""]
     acc = c.get("test_accuracy")
     lines += [f"Classifier: small CNN (recipe {c.get('recipe_key', '?')}), "
               f"{_f(acc, '.2%')} on the 10,000 binarized test digits, "

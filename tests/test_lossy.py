@@ -31,7 +31,7 @@ def test_lossless_unless_asked(tiny, x):
 @pytest.mark.parametrize("level", [1, 3, 5])
 def test_lossy_archive_holds_only_the_latent_bits(tiny, x, level):
     net = tiny.net
-    bits = lossy.bits_per_image(net, level)
+    bits = lossy.bits_per_image(net, level, lossy.DEFAULT_DRAW)   # latent bits + the encoder's pick
     st: dict = {}
     blob = vlaecodec.compress(list(x), tiny, lossy=True, rate=level, stats=st)
     h, payload = container.unpack(blob)
@@ -52,7 +52,12 @@ def test_bins_pack_round_trip():
     js = np.stack([rng.integers(0, k, 13) for k in code.bins], axis=1)
     payload = lossy.pack_bins(js, code)
     assert len(payload) == (13 * sum(code.bits) + 7) // 8
-    assert np.array_equal(lossy.unpack_bins(payload, 13, code), js)
+    assert np.array_equal(lossy.unpack_bins(payload, 13, code)[0], js)
+    picks = rng.integers(0, 8, 13)
+    with_picks = lossy.pack_bins(js, code, picks, 3)
+    assert len(with_picks) == (13 * (sum(code.bits) + 3) + 7) // 8
+    js2, picks2 = lossy.unpack_bins(with_picks, 13, code, 3)
+    assert np.array_equal(js2, js) and np.array_equal(picks2, picks)
     with pytest.raises(vlaecodec.CodecError):
         lossy.unpack_bins(payload + b"\0", 13, code)
     if (13 * sum(code.bits)) % 8:   # a set padding bit is damage
@@ -67,7 +72,7 @@ def test_damaged_lossy_payload_is_an_error_before_drawing(tiny, x):
         vlaecodec.decompress(bytes(blob), tiny)
 
 
-@pytest.mark.parametrize("draw", [0, 1, 3])
+@pytest.mark.parametrize("draw", [0, 1, 3, lossy.DRAW_PICK, lossy.DRAW_PICK + 2])
 def test_draws_are_deterministic_and_sampling_differs_from_the_mode(tiny, x, draw):
     blob = vlaecodec.compress(list(x), tiny, lossy=True, rate=4, draw=draw)
     assert vlaecodec.inspect(blob).lossy_draw == draw
@@ -100,10 +105,38 @@ def test_best_of_k_keeps_the_likeliest_sample(tiny):
     assert np.array_equal(best, want)
 
 
+def test_encoders_pick_is_the_sample_closest_to_the_original(tiny, x):
+    net, level, n_pick = tiny.net, 3, 3
+    draw = lossy.DRAW_PICK + n_pick
+    blob = vlaecodec.compress(list(x), tiny, lossy=True, rate=level, draw=draw)
+    h, payload = container.unpack(blob)
+    code = lossy.level_code(net, level)
+    assert len(payload) == (len(x) * (sum(code.bits) + n_pick) + 7) // 8
+    js, picks = lossy.unpack_bins(payload, len(x), code, n_pick)
+    z = net.direct_latents(js, code)
+    # Every candidate, drawn one sample at a time with its own stream.
+    cands = np.stack([lossy._samples(net, z, np.arange(len(x)), np.full(len(x), s))[0] for s in range(8)], 1)
+    wrong = (cands != x[:, None]).reshape(len(x), 8, -1).sum(2)
+    assert np.array_equal(picks, wrong.argmin(1))
+    out = np.stack(vlaecodec.decompress(blob, tiny).images)
+    assert np.array_equal(out, cands[np.arange(len(x)), picks])
+    # The pick is never worse than the first sample, which is what draw=DRAW_PICK (no bits) gives.
+    first = np.stack(vlaecodec.decompress(vlaecodec.compress(list(x), tiny, lossy=True, rate=level,
+                                                              draw=lossy.DRAW_PICK), tiny).images)
+    assert np.array_equal(first, cands[:, 0])
+    assert ((out != x).reshape(len(x), -1).sum(1) <= (first != x).reshape(len(x), -1).sum(1)).all()
+
+
+def test_draw_codes_out_of_range_are_refused(tiny, x):
+    for draw in (-1, lossy.DRAW_PICK + 7, 16):
+        with pytest.raises(vlaecodec.CodecError, match="draw must be"):
+            vlaecodec.compress(list(x), tiny, lossy=True, rate=2, draw=draw)
+
+
 def test_single_lossy_file_size(tiny, x):
     blob = vlaecodec.compress([x[0]], tiny, lossy=True, rate=4)
     name = len(tiny.name.encode()) + 1           # the tiny model is not the default model
-    assert len(blob) == 12 + name + (lossy.bits_per_image(tiny.net, 4) + 7) // 8
+    assert len(blob) == 12 + name + (lossy.bits_per_image(tiny.net, 4, lossy.DEFAULT_DRAW) + 7) // 8
 
 
 def test_lossy_decode_is_identical_in_a_fresh_process_with_other_kernels(tiny, x, tmp_path):

@@ -194,7 +194,8 @@ def test_model_levels_read_the_real_model(lossy, tiny):
     assert lossy.model_levels(tiny.name) == lossy.model_levels(tiny)      # by name, loaded by vlaecodec
     # The shipped default model: (dimensions x bits) of freeze.LOSSY_LEVELS, 31 bits at the default.
     v2 = lossy.model_level_bits(None)
-    assert v2 == [d * b for d, b in LOSSY_LEVELS] and v2[lz.DEFAULT_LEVEL - 1] == 31
+    assert v2 == [d * b for d, b in LOSSY_LEVELS]
+    assert v2[lz.DEFAULT_LEVEL - 1] + lz.pick_bits(lz.DEFAULT_DRAW) == 28   # the default: under 4 B/image
     with pytest.raises(Exception, match="no-such-model"):
         lossy.model_levels("no-such-model-anywhere")
 
@@ -233,20 +234,21 @@ def test_run_vlae_level_uses_the_codec(lossy, tiny, x):
                                                    for i in x[:2]])
     assert np.array_equal(r["recon"], np.asarray(vlaecodec.decompress(blob).images))
     r0 = lossy.run_vlae_level(tiny, x, 2, single_limit=0, draw=0)
-    assert r0["draw"] == 0 and r0["single_bytes_per_image"] is None and r0["archive_bytes"] == len(blob)
+    blob0 = vlaecodec.compress(list(x), tiny, lossy=True, rate=2, draw=0)     # no pick bits
+    assert r0["draw"] == 0 and r0["single_bytes_per_image"] is None and r0["archive_bytes"] == len(blob0)
     code = lz.level_code(tiny.net, 2)
-    z = tiny.net.direct_latents(lz.unpack_bins(lz.encode(tiny.net, x, 2), len(x), code), code)
+    z = tiny.net.direct_latents(lz.unpack_bins(lz.encode(tiny.net, x, 2), len(x), code)[0], code)
     assert np.array_equal(r0["recon"], lz.redraw(tiny.net, z, draw=0))      # most probable pixels
 
 
 def test_shipped_model_sizes(lossy):
-    """vlae-mnist-v2 at its default level on 24 digits: 31 bits/image plus a few header
+    """vlae-mnist-v2 at its default level on 24 digits: 28 bits/image plus a few header
     bytes as an archive, single files within the issue's 16 bytes."""
     import vlaecodec
     from vlaecodec import lossy as lz
     x = synthetic_digits(24, seed=5)
     r = lossy.run_vlae_level(vlaecodec.load_model(None), x, lz.DEFAULT_LEVEL, single_limit=3)
-    payload = math.ceil(24 * 31 / 8)
+    payload = math.ceil(24 * 28 / 8)
     assert payload < r["archive_bytes"] < payload + 24
     assert r["single_bytes_per_image"] <= 16 and r["draw"] == lz.DEFAULT_DRAW
     assert r["recon"].shape == x.shape and set(np.unique(r["recon"])) <= {0, 1}
@@ -376,7 +378,7 @@ def test_run_lossy_bench_end_to_end(lossy, tiny, monkeypatch, tmp_path):
     r = out["results"]
     assert r["n"] == 18 and r["vlae_model"] == tiny.name and r["vlae_codec"] == "vlaecodec lossy mode"
     bits = lossy.model_level_bits(tiny)
-    assert r["vlae_level_bits"] == {str(lv): bits[lv - 1] for lv in levels}
+    assert r["vlae_level_bits"] == {str(lv): bits[lv - 1] + lz.pick_bits(lz.DEFAULT_DRAW) for lv in levels}
     assert r["vlae_cli_default"]["level"] == lz.DEFAULT_LEVEL and r["vlae_cli_default"]["draw"] == lz.DEFAULT_DRAW
     vl = [s for s in r["systems"] if s["family"] == "VLAE"]
     # One row per level with the default draw, then the default level with draws 0 and 1.
@@ -388,10 +390,11 @@ def test_run_lossy_bench_end_to_end(lossy, tiny, monkeypatch, tmp_path):
     assert vl[3]["name"] == f"VLAE lossy, rate={lz.DEFAULT_LEVEL}, draw=0" and "most probable" in vl[3]["notes"]
     for s in vl:
         assert s["archive_bytes_per_image"] == s["archive_bytes"] / 18 and s["single_n"] == 2
-        assert s["bits"] == bits[s["level"] - 1] and 0 <= s["pixel_error"] <= 1
+        assert s["bits"] == bits[s["level"] - 1] + lz.pick_bits(s["draw"]) and 0 <= s["pixel_error"] <= 1
         assert s["archive_bytes"] >= math.ceil(18 * s["bits"] / 8)
-    # The draw code lives in the header: same bytes, other pixels.
-    assert vl[3]["archive_bytes"] == vl[4]["archive_bytes"] == vl[1]["archive_bytes"]
+    # Draws 0 and 1 live in the header only (same bytes, other pixels); the default draw
+    # adds the encoder's pick to each image.
+    assert vl[3]["archive_bytes"] == vl[4]["archive_bytes"] <= vl[1]["archive_bytes"]
     assert vl[0]["archive_bytes"] <= vl[1]["archive_bytes"] <= vl[2]["archive_bytes"]
     assert any(s["family"] == "JPEG" for s in r["systems"])
     md = out["markdown"]
@@ -417,8 +420,9 @@ def test_grid_rows(lossy, tiny):
     labels = [lab for lab, _ in rows]
     bits = lossy.model_level_bits(tiny)
     assert labels[0] == "originals" and np.array_equal(rows[0][1], x)
-    assert labels[1] == f"rate 3: 2.25 B/image, {bits[2]} bits"                      # the bench's bytes
-    assert labels[2].startswith(f"rate {lz.DEFAULT_LEVEL} (default): {bits[lz.DEFAULT_LEVEL - 1] / 8:g} B")
+    pick = lz.pick_bits(lz.DEFAULT_DRAW)
+    assert labels[1] == f"rate 3: 2.25 B/image, {bits[2] + pick} bits"               # the bench's bytes
+    assert labels[2].startswith(f"rate {lz.DEFAULT_LEVEL} (default): {(bits[lz.DEFAULT_LEVEL - 1] + pick) / 8:g} B")
     assert len(rows) == 1 + 2 + lossy.GRID_REDRAWS                                   # level 99: skipped
     redraws = [imgs for _, imgs in rows[3:]]
     assert all(r.shape == x.shape and set(np.unique(r)) <= {0, 1} for r in redraws)

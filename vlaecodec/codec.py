@@ -443,15 +443,18 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
         from . import lossy as lz
         level = lz.DEFAULT_LEVEL if rate is None else int(rate)
         draw = lz.DEFAULT_DRAW if draw is None else int(draw)
-        if not 0 <= draw <= 9:
-            raise ContainerError("draw must be 0 (most probable pixels) or 1..9 (best of 2**(d-1) samples)")
-        payload = lz.encode(net, x, level)
+        if not 0 <= draw <= lz.DRAW_PICK + 6:
+            raise ContainerError(f"draw must be 0 (most probable pixels), 1..7 (the model's best of "
+                                 f"2**(d-1) samples) or {lz.DRAW_PICK}..{lz.DRAW_PICK + 6} (the encoder's "
+                                 f"pick of 2**(d-{lz.DRAW_PICK}) samples)")
+        payload = lz.encode(net, x, level, draw)
         header = Header(model_hash=loaded.sha256[:6], count=n, height=net.size, width=net.size,
                         model_name=None if loaded.name == DEFAULT_MODEL else loaded.name,
                         names=list(names) if names is not None else None, modes=modes, levels=net.levels,
                         lossy_level=level, lossy_draw=draw)
         if stats is not None:
-            stats.update(lossy_level=level, bits_per_image=lz.bits_per_image(net, level), payload_bytes=len(payload))
+            stats.update(lossy_level=level, bits_per_image=lz.bits_per_image(net, level, draw),
+                         payload_bytes=len(payload))
         if progress:
             progress(n)
         return pack(header, payload, [payload])

@@ -27,22 +27,35 @@ from .intnet import BinCode, IntVLAE
 
 PIXEL_TOTAL = 1 << nx.PIXEL_FREQ_BITS
 
-# How a decoder draws pixels from z (the header's draw code):
-#   0       each pixel its more probable value given the pixels above it ("mode")
-#   d >= 1  2**(d-1) seeded samples per image; keep the one the model finds most probable
+# How pixels are drawn from z (the header's 4-bit draw code):
+#   0        each pixel its more probable value given the pixels above it ("mode")
+#   1..7     2**(d-1) seeded samples per image; the decoder keeps the one the model finds
+#            most probable
+#   8..15    the encoder drew 2**(d-8) seeded samples per image and stored (d-8 bits per
+#            image) which one is closest to the original; the decoder draws only that one
+# The encoder knows the original, so its pick beats the model's: on the first 1,000 test
+# digits with vlae-mnist-v2, rate 7 (31 bits) with the model's best of 4 kept the class
+# of 83.4% of digits (bench/lossy.py's classifier), rate 5 (24 bits) plus the encoder's
+# pick of 16 (4 bits) 88.3%, in fewer bits. Encoding costs 16 redraws per image,
+# decoding one.
 DRAW_MODE = 0
-# Measured on 1,000 test digits with vlae-mnist-v2 and a digit classifier (bench/lossy.py):
-# at 31 bits, the most probable pixels keep the class of 64% of digits, one sample 76%,
-# the best of 4 samples 79% and of 16 80% (4x and 16x slower to decode). More bits per
-# dimension help less than more dimensions with one bit each. See README "Lossy mode".
-DEFAULT_LEVEL = 7
-DEFAULT_DRAW = 3
+DRAW_PICK = 8
+DEFAULT_LEVEL = 5
+DEFAULT_DRAW = DRAW_PICK + 4
 RECONSTRUCT_BATCH = 1000
 
 
 def draw_name(draw: int) -> str:
+    if draw >= DRAW_PICK:
+        k = 1 << (draw - DRAW_PICK)
+        return "one seeded sample" if k == 1 else f"the seeded sample (of {k}) the encoder picked"
     return "most probable pixels" if draw == 0 else (
         "one seeded sample" if draw == 1 else f"best of {1 << (draw - 1)} seeded samples")
+
+
+def pick_bits(draw: int) -> int:
+    """Bits per image that say which sample the encoder picked (0 unless draw >= DRAW_PICK)."""
+    return draw - DRAW_PICK if draw >= DRAW_PICK else 0
 
 
 def level_code(net: IntVLAE, level: int) -> BinCode:
@@ -53,22 +66,25 @@ def level_code(net: IntVLAE, level: int) -> BinCode:
     return net.lossy_levels[level - 1]
 
 
-def bits_per_image(net: IntVLAE, level: int) -> int:
-    return sum(level_code(net, level).bits)
+def bits_per_image(net: IntVLAE, level: int, draw: int = 0) -> int:
+    return sum(level_code(net, level).bits) + pick_bits(draw)
 
 
 # ----------------------------------------------------------------- bits <-> bins
 
-def pack_bins(js: np.ndarray, code: BinCode) -> bytes:
-    """Bins (N, D) -> bytes: image by image, each sent dimension's bits, most significant
-    first, zero-padded to a whole byte at the end."""
-    cols = [((js[:, i, None] >> np.arange(b - 1, -1, -1)) & 1) for i, b in enumerate(code.bits) if b]
+def pack_bins(js: np.ndarray, code: BinCode, picks: np.ndarray | None = None, n_pick: int = 0) -> bytes:
+    """Bins (N, D) (and the encoder's picks, ``n_pick`` bits each) -> bytes: image by
+    image, each sent dimension's bits, then the pick's, most significant first,
+    zero-padded to a whole byte at the end."""
+    fields = [(js[:, i], b) for i, b in enumerate(code.bits) if b] + ([(picks, n_pick)] if n_pick else [])
+    cols = [((v[:, None] >> np.arange(b - 1, -1, -1)) & 1) for v, b in fields]
     bits = np.concatenate(cols, axis=1).astype(np.uint8).ravel() if cols else np.zeros(0, np.uint8)
     return np.packbits(bits).tobytes()
 
 
-def unpack_bins(payload: bytes, count: int, code: BinCode) -> np.ndarray:
-    per = sum(code.bits)
+def unpack_bins(payload: bytes, count: int, code: BinCode, n_pick: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The mirror of ``pack_bins``: (bins (N, D), picks (N,))."""
+    per = sum(code.bits) + n_pick
     if len(payload) != (count * per + 7) // 8:
         raise ContainerError("file is corrupt or truncated (lossy payload has the wrong length)")
     bits = np.unpackbits(np.frombuffer(payload, np.uint8))
@@ -76,17 +92,18 @@ def unpack_bins(payload: bytes, count: int, code: BinCode) -> np.ndarray:
         raise ContainerError("file is corrupt (lossy payload padding)")
     bits = bits[:count * per].reshape(count, per).astype(np.int64)
     js = np.zeros((count, len(code.bits)), np.int64)
+    picks = np.zeros(count, np.int64)
     col = 0
-    for i, b in enumerate(code.bits):
+    for target, b in [(js[:, i], b) for i, b in enumerate(code.bits)] + [(picks, n_pick)]:
         for _ in range(b):
-            js[:, i] = (js[:, i] << 1) | bits[:, col]
+            target <<= 1
+            target |= bits[:, col]
             col += 1
-    return js
+    return js, picks
 
 
 # ----------------------------------------------------------------- drawing pixels
 
-_NLL_Q16 = None
 
 
 def _random16(counter: np.ndarray) -> np.ndarray:
@@ -100,57 +117,98 @@ def _random16(counter: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(48)).astype(np.float64)
 
 
-def redraw(net: IntVLAE, z: np.ndarray, draw: int, first_index: int = 0) -> np.ndarray:
-    """Images (B, H, W) drawn from latents z (B, D) by the local PixelCNN."""
+def _samples(net: IntVLAE, z: np.ndarray, img: np.ndarray, smp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded samples: row r of z (R, D) drawn with the pseudo-random stream of image
+    ``img[r]``, sample ``smp[r]``. Returns the images (R, H, W) and their cost under the
+    model (sum of integer -log2 table entries, for comparing samples)."""
     from .codec import _NLL_Q16 as nll_table
 
-    b, hw = z.shape[0], net.size * net.size
-    k = 1 if draw == DRAW_MODE else 1 << (draw - 1)
-    st = net.stepper(np.repeat(z, k, axis=0))
-    out = np.empty((hw, b * k), np.uint8)
-    cost = np.zeros(b * k)
-    if draw != DRAW_MODE:   # counter = ((image * 256 + sample) << 20) + pixel
-        img = np.repeat(np.arange(first_index, first_index + b, dtype=np.uint64), k)
-        smp = np.tile(np.arange(k, dtype=np.uint64), b)
-        base = ((img * np.uint64(256) + smp) << np.uint64(20))
-    for t in range(hw):
+    hw = net.size * net.size
+    st = net.stepper(z)
+    out = np.empty((hw, len(z)), np.uint8)
+    cost = np.zeros(len(z))
+    base = ((img.astype(np.uint64) * np.uint64(256) + smp.astype(np.uint64)) << np.uint64(20))
+    for t in range(hw):   # counter = ((image * 256 + sample) << 20) + pixel
         f1 = st.freqs(t)
-        if draw == DRAW_MODE:
-            v = (f1 > PIXEL_TOTAL // 2).astype(np.uint8)
-        else:
-            v = (_random16(base + np.uint64(t)) < f1).astype(np.uint8)
-            cost += nll_table[np.where(v == 1, f1, PIXEL_TOTAL - f1).astype(np.intp)]
+        v = (_random16(base + np.uint64(t)) < f1).astype(np.uint8)
+        cost += nll_table[np.where(v == 1, f1, PIXEL_TOTAL - f1).astype(np.intp)]
         out[t] = v
         st.set_pixel(t, v)
-    imgs = out.T.reshape(b, k, net.size, net.size)
-    if k == 1:
-        return imgs[:, 0]
+    return out.T.reshape(len(z), net.size, net.size), cost
+
+
+def _mode(net: IntVLAE, z: np.ndarray) -> np.ndarray:
+    hw = net.size * net.size
+    st = net.stepper(z)
+    out = np.empty((hw, len(z)), np.uint8)
+    for t in range(hw):
+        v = (st.freqs(t) > PIXEL_TOTAL // 2).astype(np.uint8)
+        out[t] = v
+        st.set_pixel(t, v)
+    return out.T.reshape(len(z), net.size, net.size)
+
+
+def _candidates(z: np.ndarray, first_index: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each image's k samples, image-major: (z repeated, image ids, sample ids)."""
+    b = len(z)
+    return (np.repeat(z, k, axis=0), np.repeat(np.arange(first_index, first_index + b), k),
+            np.tile(np.arange(k), b))
+
+
+def redraw(net: IntVLAE, z: np.ndarray, draw: int, first_index: int = 0,
+           picks: np.ndarray | None = None) -> np.ndarray:
+    """Images (B, H, W) drawn from latents z (B, D) by the local PixelCNN; ``picks``:
+    the encoder's choice per image (draw codes >= DRAW_PICK)."""
+    b = len(z)
+    if draw == DRAW_MODE:
+        return _mode(net, z)
+    if draw >= DRAW_PICK:
+        picks = np.zeros(b, np.int64) if picks is None else picks
+        return _samples(net, z, np.arange(first_index, first_index + b), picks)[0]
+    k = 1 << (draw - 1)
+    imgs, cost = _samples(net, *_candidates(z, first_index, k))
     best = cost.reshape(b, k).argmin(1)   # most probable sample (first of equals)
-    return imgs[np.arange(b), best]
+    return imgs.reshape(b, k, net.size, net.size)[np.arange(b), best]
+
+
+def pick_samples(net: IntVLAE, z: np.ndarray, x: np.ndarray, draw: int, first_index: int = 0) -> np.ndarray:
+    """Encoder only: for each image, which of its 2**pick_bits(draw) seeded samples
+    differs from the original x in the fewest pixels (first of equals)."""
+    k = 1 << pick_bits(draw)
+    imgs, _ = _samples(net, *_candidates(z, first_index, k))
+    wrong = (imgs.reshape(len(z), k, -1) != x.reshape(len(z), 1, -1)).sum(2)
+    return wrong.argmin(1)
 
 
 # ----------------------------------------------------------------- public
 
-def encode(net: IntVLAE, x: np.ndarray, level: int, rounds: int = 0) -> bytes:
-    """The lossy payload for images x (N, H, W): their latents' bins, packed. The bins
-    are those nearest the posterior mean; searching them for the likeliest image as
-    direct coding does (``rounds``) lowered pixel error only from 7.94% to 7.86% at 32
-    bits (200 test digits) while encoding 70x slower, so it is off by default."""
+def encode(net: IntVLAE, x: np.ndarray, level: int, draw: int = DRAW_MODE, rounds: int = 0) -> bytes:
+    """The lossy payload for images x (N, H, W): their latents' bins (and, for draw codes
+    >= DRAW_PICK, the encoder's pick of sample), packed. The bins are those nearest the
+    posterior mean; searching them for the likeliest image as direct coding does
+    (``rounds``) lowered pixel error only from 7.94% to 7.86% at 32 bits (200 test
+    digits) while encoding 70x slower, so it is off by default."""
     from .codec import choose_direct_bins
 
     code = level_code(net, level)
     js = np.concatenate([choose_direct_bins(net, x[i:i + 256], rounds, code)
                          for i in range(0, len(x), 256)])
-    return pack_bins(js, code)
+    n_pick = pick_bits(draw)
+    picks = None
+    if n_pick:
+        step = max(1, RECONSTRUCT_BATCH >> n_pick)
+        picks = np.concatenate([pick_samples(net, net.direct_latents(js[i:i + step], code), x[i:i + step], draw, i)
+                                for i in range(0, len(x), step)])
+    return pack_bins(js, code, picks, n_pick)
 
 
 def decode(net: IntVLAE, payload: bytes, count: int, level: int, draw: int, progress=None) -> np.ndarray:
     code = level_code(net, level)
-    js = unpack_bins(payload, count, code)
+    js, picks = unpack_bins(payload, count, code, pick_bits(draw))
     parts = []
     for i in range(0, count, RECONSTRUCT_BATCH):
         z = net.direct_latents(js[i:i + RECONSTRUCT_BATCH], code)
-        parts.append(redraw(net, z, draw, first_index=i))
+        parts.append(redraw(net, z, draw, first_index=i, picks=picks[i:i + RECONSTRUCT_BATCH]))
         if progress:
             progress(min(i + RECONSTRUCT_BATCH, count))
     return np.concatenate(parts)
