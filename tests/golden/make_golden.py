@@ -30,6 +30,9 @@ def main() -> None:
         if loaded.net.lossy_levels:   # lossy files: the redrawn digits are committed as PNGs
             files[f"{model}-lossy-digits16.vlae"] = vlaecodec.compress(list(images), loaded, names=names,
                                                                         modes=list(modes), lossy=True)
+            # Each draw family at least once (the first file above predates the encoder's pick).
+            files[f"{model}-lossy-pick16-digits16.vlae"] = vlaecodec.compress(
+                list(images), loaded, names=names, modes=list(modes), lossy=True, rate=5, draw=12)
         for name, blob in files.items():
             out = HERE / name
             if out.exists():
