@@ -31,7 +31,7 @@ PIXEL_TOTAL = 1 << nx.PIXEL_FREQ_BITS
 #   0        each pixel its more probable value given the pixels above it ("mode")
 #   1..7     2**(d-1) seeded samples per image; the decoder keeps the one the model finds
 #            most probable
-#   8..15    the encoder drew 2**(d-8) seeded samples per image and stored (d-8 bits per
+#   8..14    the encoder drew 2**(d-8) seeded samples per image and stored (d-8 bits per
 #            image) which one is closest to the original; the decoder draws only that one
 # The encoder knows the original, so its pick beats the model's: on the first 1,000 test
 # digits with vlae-mnist-v2, rate 7 (31 bits) with the model's best of 4 kept the class
