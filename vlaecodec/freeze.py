@@ -128,7 +128,7 @@ def to_integer(model: VLAE, *, step_log2: int = DEFAULT_STEP_LOG2,
         add(f"pc.blk{i}.l2", l2.weight, l2.bias)
     add("pc.head", pc.head.weight, pc.head.bias)
 
-    arrays.update(nx.build_tables())
+    arrays.update(nx.build_tables(cfg.pixel_levels))
     bins = list(direct_bins) if direct_bins is not None else [DEFAULT_DIRECT_BINS] * cfg.latent_dim
     arrays["direct.offsets"] = direct_offsets(bins)
     meta: dict[str, Any] = {

@@ -5,7 +5,8 @@ fixed-point rules of ``numerics.py``. Arrays are channel-last, ``(B, H, W, C)``.
 
 * ``posterior(x)``      -> q(z|x) mean and log-std (fixed point)
 * ``prior_means(z)``    -> m_i(z_<i) of the prior's conditionals N(m_i, 1)
-* ``pixel_freqs(x, z)`` -> P(x_t = 1 | x_<t, z) as 16-bit frequencies, all pixels at once
+* ``pixel_freqs(x, z)`` -> P(x_t | x_<t, z) as integer frequencies, all pixels at once:
+  binary models give P(x_t = 1) out of 2**16, 8-bit models all 256 levels out of 2**24
 * ``stepper(z)``        -> the same frequencies one pixel at a time, from causal windows
 
 The parallel pass and the stepper multiply the same integers by the same integer
@@ -160,6 +161,11 @@ class IntVLAE:
         nx.check_tables(tables)
         self.elu_t = nx.elu_table(tables["lut.elu"])
         self.sig_t = tables["lut.sigmoid"].astype(np.float64)
+        if cfg.pixel_levels not in (2, 256):
+            raise ValueError(f"models with {cfg.pixel_levels}-level pixels are not supported")
+        if cfg.pixel_levels > 2 and "lut.exp" not in tables:
+            raise ValueError("an 8-bit model needs the lookup table lut.exp")
+        self.exp_t = tables["lut.exp"].astype(np.int64) if cfg.pixel_levels > 2 else None
         lat = meta["latent"]
         self.grid = nx.LatentGrid(lat["step_log2"], lat["max_index"], tables["lut.phi"], tables["lut.inv_sigma"])
         shifts: dict[str, int] = meta["shifts"]
@@ -297,12 +303,16 @@ class IntVLAE:
         return y
 
     def head(self, a: np.ndarray) -> np.ndarray:
-        """Per-pixel head: features (..., C) -> P(x=1) as 16-bit frequencies."""
+        """Per-pixel head: features (..., C) -> frequencies: binary models P(x=1) out of
+        2**16, shape (...); 8-bit models every level out of 2**24, int64 (..., 256)."""
         shape = a.shape[:-1]
-        a = a.reshape(-1, a.shape[-1])
+        a = a.reshape(-1, a.shape[-1]).astype(np.float64)
         for l1, l2 in self.pc_blocks:
             a = a + l2(l1.elu(self.elu(a)))
             np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
+        if self.levels > 2:
+            logits = self.pc_head(self.elu(a))
+            return nx.categorical_freqs(logits, self.exp_t).reshape(shape + (self.levels,))
         # The logit -> frequency table read like the fused ELU: the table's offset is
         # folded into the bias, so clip, truncate and gather (same result as
         # lookup(sig_t, rescale(logit), -R, R)).
@@ -315,18 +325,33 @@ class IntVLAE:
         return self.sig_t[acc.astype(np.intp)[:, 0]].reshape(shape)
 
     def pixel_freqs(self, x: np.ndarray, z: np.ndarray, chunk: int = 8) -> np.ndarray:
-        """The parallel pass: frequencies of x_t = 1 for every pixel, (B, H*W) float64."""
-        out = []
-        for i in range(0, len(x), chunk):
-            xb = self.pixel_input(np.asarray(x[i:i + chunk], dtype=np.float64))[..., None]
-            hz = self.zfeatures(z[i:i + chunk])
-            a = None
-            for layer, conv in enumerate(self.pc_convs):
-                src, taps = (xb, self.taps_a) if layer == 0 else (a, self.taps_b)
-                y = conv.elu(self._shifted(src, taps), hz)
-                a = y if layer == 0 else np.clip(a + y, -nx.ACT_LIMIT, nx.ACT_LIMIT)
-            out.append(self.head(a).reshape(len(xb), -1))
+        """The parallel pass: frequencies for every pixel (see ``head``): binary models
+        (B, H*W) float64, 8-bit models (B, H*W, 256) int64."""
+        out = [self.head(self._features(x[i:i + chunk], z[i:i + chunk])).reshape((min(chunk, len(x) - i), -1)
+                                                                                 + ((self.levels,) if self.levels > 2 else ()))
+               for i in range(0, len(x), chunk)]
         return np.concatenate(out)
+
+    def pixel_features(self, x: np.ndarray, z: np.ndarray, chunk: int = 8) -> np.ndarray:
+        """The parallel pass up to the head: the last masked layer's features (B, H*W, C),
+        float32 (they are integers below 2**20, so exact). ``head`` turns any slice of
+        them into frequencies: a batch of 8-bit images is coded a few pixels at a time
+        instead of holding 256 frequencies for every pixel at once."""
+        out = np.empty((len(x), self.size * self.size, self.cfg.pcnn_channels), np.float32)
+        for i in range(0, len(x), chunk):
+            a = self._features(x[i:i + chunk], z[i:i + chunk])
+            out[i:i + chunk] = a.reshape(len(a), -1, a.shape[-1])
+        return out
+
+    def _features(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        xb = self.pixel_input(np.asarray(x, dtype=np.float64))[..., None]
+        hz = self.zfeatures(z)
+        a = None
+        for layer, conv in enumerate(self.pc_convs):
+            src, taps = (xb, self.taps_a) if layer == 0 else (a, self.taps_b)
+            y = conv.elu(self._shifted(src, taps), hz)
+            a = y if layer == 0 else np.clip(a + y, -nx.ACT_LIMIT, nx.ACT_LIMIT)
+        return a
 
     @staticmethod
     def _shifted(x: np.ndarray, taps: list[tuple[int, int]]) -> np.ndarray:
@@ -385,7 +410,8 @@ class IntStepper:
         self.win = [np.ones((self.b, len(net.taps_a) + zf + 1)), np.ones((self.b, len(net.taps_b) * c + zf + 1))]
 
     def freqs(self, t: int) -> np.ndarray:
-        """Frequencies of x_t = 1 for all B images (reads only pixels < t)."""
+        """Frequencies of pixel t for all B images (reads only pixels < t): (B,) for
+        binary models, (B, 256) for 8-bit ones (see ``IntVLAE.head``)."""
         net, pos, hz, win = self.net, self.pos[t], self.hz[t], self.win
         na = len(net.taps_a)
         win[0][:, :na] = self.x_buf[:, self.idx_a[t]]

@@ -176,7 +176,7 @@ class _LossModule(torch.nn.Module):
 def train(cfg: VLAEConfig, out_dir: Path, *, epochs: int, minutes: float | None, batch_size: int = 64,
           lr: float = 2e-3, ema: float = 0.998, seed: int = 0, device: str = "cpu", resume: bool = False,
           train_limit: int | None = None, valid_limit: int = 10000, threads: int | None = None,
-          command: str = "", log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> Path:
+          dataset: str | None = None, command: str = "", log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> Path:
     """Train and write ``out_dir/last.pt`` (resumable) and ``out_dir/model.pt`` (EMA weights).
 
     Under torchrun (WORLD_SIZE > 1) every rank calls this: DistributedDataParallel with
@@ -187,7 +187,7 @@ def train(cfg: VLAEConfig, out_dir: Path, *, epochs: int, minutes: float | None,
     try:
         return _train(cfg, out_dir, ranks, epochs=epochs, minutes=minutes, batch_size=batch_size, lr=lr,
                       ema=ema, seed=seed, device=device, resume=resume, train_limit=train_limit,
-                      valid_limit=valid_limit, threads=threads, command=command,
+                      valid_limit=valid_limit, threads=threads, dataset=dataset, command=command,
                       log=log if ranks.lead else (lambda s: None))
     finally:
         ranks.close()
@@ -195,7 +195,7 @@ def train(cfg: VLAEConfig, out_dir: Path, *, epochs: int, minutes: float | None,
 
 def _train(cfg: VLAEConfig, out_dir: Path, ranks: Ranks, *, epochs: int, minutes: float | None, batch_size: int,
            lr: float, ema: float, seed: int, device: str, resume: bool, train_limit: int | None,
-           valid_limit: int, threads: int | None, command: str, log: Callable[[str], None]) -> Path:
+           valid_limit: int, threads: int | None, dataset: str | None, command: str, log: Callable[[str], None]) -> Path:
     if threads:
         torch.set_num_threads(threads)
     if batch_size % ranks.world:
@@ -205,8 +205,12 @@ def _train(cfg: VLAEConfig, out_dir: Path, ranks: Ranks, *, epochs: int, minutes
     # the same permutation of the training set each epoch (each rank takes its slice).
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    train8 = data.load_mnist("train")[:train_limit]
-    valid = data.load_binarized_mnist("valid")[:valid_limit] if ranks.lead else None
+    dataset = dataset or default_dataset(cfg)
+    if (cfg.pixel_levels == 2) != (dataset == "binarized-mnist"):
+        raise SystemExit(f"a {cfg.pixel_levels}-level model cannot train on {dataset}")
+    train8, valid, binarize = data.training_split(dataset)
+    train8 = train8[:train_limit]
+    valid = valid[:valid_limit] if ranks.lead else None
 
     model = VLAE(cfg).to(device)
     avg = copy.deepcopy(model)
@@ -281,9 +285,10 @@ def _train(cfg: VLAEConfig, out_dir: Path, ranks: Ranks, *, epochs: int, minutes
         run = None
         for i in range(steps_per_epoch):
             idx = perm[i * batch_size:(i + 1) * batch_size][lo:hi]
-            # Dynamic binarization: a fresh Bernoulli draw every time an image is seen.
-            probs = torch.from_numpy(train8[idx]).float() / 255.0
-            x = torch.bernoulli(probs).long().to(device)
+            if binarize:   # dynamic binarization: a fresh Bernoulli draw every time an image is seen
+                x = torch.bernoulli(torch.from_numpy(train8[idx]).float() / 255.0).long().to(device)
+            else:
+                x = torch.from_numpy(train8[idx]).long().to(device)
             loss, terms = loss_fn(x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -320,10 +325,14 @@ def _train(cfg: VLAEConfig, out_dir: Path, ranks: Ranks, *, epochs: int, minutes
         atomic_save({"config": cfg.to_dict(), "model": model.state_dict(), "ema": avg.state_dict(),
                      "optimizer": opt.state_dict(), "state": state}, last)
         extra = {"ranks": ranks.world} if ranks.world > 1 else {}
-        write_model_checkpoint(avg, out_dir / "model.pt", state, command=command, seed=seed,
+        write_model_checkpoint(avg, out_dir / "model.pt", state, command=command, seed=seed, dataset=dataset,
                                batch_size=batch_size, lr=lr, ema=ema, **extra)
     ranks.barrier()   # the others wait for rank 0's last checkpoint
     return out_dir / "model.pt"
+
+
+def default_dataset(cfg: VLAEConfig) -> str:
+    return "binarized-mnist" if cfg.pixel_levels == 2 else "mnist"
 
 
 class _Terms:
@@ -377,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads per process")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--train-limit", type=int)
+    p.add_argument("--dataset", choices=("binarized-mnist", "mnist", "fashion-mnist"),
+                   help="training data (default: binarized-mnist for binary models, mnist for 8-bit ones); "
+                        "fashion-mnist holds out its last 10,000 training images for validation")
     return p
 
 
@@ -392,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     cmd = "vlaecodec train " + " ".join(argv)
     path = train(cfg, Path(args.out), epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
                  lr=args.lr, seed=args.seed, device=args.device, resume=args.resume,
-                 train_limit=args.train_limit, threads=args.threads, command=cmd)
+                 train_limit=args.train_limit, threads=args.threads, dataset=args.dataset, command=cmd)
     if os.environ.get("RANK", "0") == "0":
         print(path)
 

@@ -163,8 +163,9 @@ class ELBOTerms:
 class VLAE(nn.Module):
     def __init__(self, cfg: VLAEConfig):
         super().__init__()
-        if cfg.pixel_levels != 2:
-            raise NotImplementedError("only Bernoulli pixels (pixel_levels=2) are implemented so far")
+        if cfg.pixel_levels not in (2, 256):
+            raise ValueError(f"pixel_levels must be 2 (Bernoulli) or 256 (8-bit categorical), "
+                             f"not {cfg.pixel_levels}")
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.prior = Prior(cfg)
