@@ -43,6 +43,17 @@ def fails_cleanly(r, *fragments: str, code: int = 1):
     return lines[0]
 
 
+def usage_error(r, *fragments: str):
+    """Exit code 2 (click's usage error: the usage line, then one 'Error: ...' line), no traceback."""
+    assert r.exit_code == 2, (r.output, r.exception)
+    assert "Traceback" not in r.output and r.stdout == ""
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error")]
+    assert len(errors) == 1 and r.stderr.startswith("Usage: "), r.stderr
+    for f in fragments:
+        assert f in errors[0], errors[0]
+    return errors[0]
+
+
 def save_png(path: Path, pixels: np.ndarray, mode: str = "1") -> Path:
     im = Image.fromarray(pixels.astype(bool)) if mode == "1" else Image.fromarray((pixels * 255).astype(np.uint8))
     im.save(path)
@@ -224,17 +235,6 @@ def test_no_partial_output_when_coding_fails(tmp_path, pngs, monkeypatch):
     assert os.listdir(out.parent) == ["x.vlae"] and out.read_bytes() == b"old"
 
 
-def test_write_atomic_cleans_up_on_failure(tmp_path, monkeypatch):
-    from vlaecodec.cli import main as m
-
-    def broken_replace(src, dst):
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(m.os, "replace", broken_replace)
-    with pytest.raises(OSError):
-        m.write_atomic(tmp_path / "f.bin", b"data", force=True)
-    assert os.listdir(tmp_path) == []
-
-
 def test_nonbinary_grayscale_rejected_unless_binarize(tmp_path):
     a = (synthetic_digits(1, seed=5)[0] * 200).astype(np.uint8)
     a[0, 0] = 128
@@ -264,7 +264,7 @@ def test_wrong_size_rejected(tmp_path):
 def test_missing_input_and_unknown_model(tmp_path, pngs):
     d, _ = pngs
     fails_cleanly(run("compress", tmp_path / "nope.png", "-o", tmp_path / "x.vlae", *M), "nope.png")
-    fails_cleanly(run("compress", d, "-o", tmp_path / "x.vlae", "--model", "no-such-model"), "no-such-model")
+    usage_error(run("compress", d, "-o", tmp_path / "x.vlae", "--model", "no-such-model"), "no-such-model")
     fails_cleanly(run("decompress", tmp_path / "nope.vlae", "-o", tmp_path / "y.png"), "nope.vlae")
     fails_cleanly(run("info", tmp_path / "nope.vlae"), "nope.vlae")
 
@@ -389,15 +389,15 @@ def test_bench_forwards_options_and_prints_markdown(tmp_path, monkeypatch):
 def test_bench_lossy_runs_the_checkouts_bench_with_options(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from vlaecodec.cli import main
-    assert main._lossy_bench_path().is_file()            # this is a repository checkout
-    assert callable(main._load_lossy_bench().run_lossy_bench)
+    from vlaecodec import lossy_bench
+    assert lossy_bench.script_path().is_file()            # this is a repository checkout
+    assert callable(lossy_bench.load().run_lossy_bench)
     seen = {}
 
     def fake(**kw):
         seen.update(kw)
         return {"markdown": "| system | bytes |", "json_path": str(tmp_path / "l.json"), "grid_path": "g.png"}
-    monkeypatch.setattr(main, "_load_lossy_bench", lambda: SimpleNamespace(run_lossy_bench=fake, DEFAULT_OUT="d"))
+    monkeypatch.setattr(lossy_bench, "load", lambda: SimpleNamespace(run_lossy_bench=fake, DEFAULT_OUT="d"))
     r = ok(run("bench", "--lossy", "--limit", "30", *M, "--out", tmp_path, "--single-limit", "4"))
     assert "| system | bytes |" in r.stdout and "l.json" in r.stderr and "g.png" in r.stderr
     assert seen == {"model": TINY_NAME, "limit": 30, "out_dir": str(tmp_path), "single_limit": 4, "peers": True}
@@ -408,8 +408,8 @@ def test_bench_lossy_runs_the_checkouts_bench_with_options(tmp_path, monkeypatch
 
 
 def test_bench_lossy_needs_a_checkout(tmp_path, monkeypatch):
-    from vlaecodec.cli import main
-    monkeypatch.setattr(main, "_lossy_bench_path", lambda: tmp_path / "bench" / "lossy.py")
+    from vlaecodec import lossy_bench
+    monkeypatch.setattr(lossy_bench, "script_path", lambda: tmp_path / "bench" / "lossy.py")
     fails_cleanly(run("bench", "--lossy"), "repository checkout")
 
 

@@ -119,3 +119,49 @@ def evaluate(loaded: "LoadedModel | VLAE", images: np.ndarray, *, iwae_k: int = 
 def neg_elbo_bits_per_dim(loaded: "LoadedModel | VLAE", images: np.ndarray) -> float:
     """The model's -ELBO on ``images`` in bits/dim (seed 0): what a chained file should reach."""
     return float(evaluate(loaded, images)["neg_elbo_bpd"])
+
+
+# ------------------------------------------------------- evaluating by name (the CLI)
+
+def evaluation_inputs(model: str | None, dataset: str | None, split: str = "test",
+                      limit: int | None = None) -> tuple[Any, dict[str, Any], np.ndarray]:
+    """(model to evaluate, its description, images) for ``vlaecodec eval``.
+
+    ``model``: an installed model's name (default: the default model) or a float
+    training checkpoint (.pt). ``dataset``: default binarized-mnist for binary models,
+    mnist for 8-bit ones; a dataset whose pixels the model cannot code is refused.
+    """
+    from pathlib import Path
+
+    from . import data, zoo
+
+    if model and model.endswith(".pt"):   # a float training checkpoint
+        target = zoo.load_float_checkpoint(model)
+        name, sha, cfg = Path(model).name, zoo.sha256_bytes(Path(model).read_bytes()), target.cfg
+    else:
+        target = zoo.load_model(model)
+        name, sha, cfg = target.name, target.sha256, target.config
+    dataset = dataset or ("binarized-mnist" if cfg.pixel_levels == 2 else "mnist")
+    images = np.asarray(data.load_dataset(dataset, split))
+    if limit:
+        images = images[:limit]
+    if cfg.pixel_levels == 2 and images.max(initial=0) > 1:
+        raise zoo.ModelError(f"{dataset} has 8-bit pixels; model {name} is binary (use --dataset binarized-mnist)")
+    if cfg.pixel_levels == 256 and dataset == "binarized-mnist":
+        raise zoo.ModelError(f"{dataset} has binary pixels; model {name} codes 8-bit images "
+                             "(use --dataset mnist or fashion-mnist)")
+    about = {"model": name, "sha256": sha, "dataset": dataset, "split": split, "dims": cfg.image_size ** 2}
+    return target, about, images
+
+
+def report_lines(about: dict[str, Any], r: dict[str, Any]) -> list[str]:
+    """``vlaecodec eval``'s lines: every number per image with its unit."""
+    lines = [f"model: {about['model']} (sha256 {about['sha256'][:12]})",
+             f"images: {r['n']} ({about['dataset']} {about['split']})",
+             f"-ELBO: {r['neg_elbo_nats']:.3f} nats/image ({r['neg_elbo_bpd']:.5f} bits/dim)",
+             f"reconstruction -log p(x|z): {r['rec_nats']:.3f} nats/image",
+             f"KL: {r['kl_nats']:.3f} nats/image ({r['kl_nats'] / math.log(2):.2f} bits/image carried by z)"]
+    if r.get("iwae_nll_nats") is not None:
+        lines.append(f"IWAE NLL (k={r['iwae_k']}): {r['iwae_nll_nats']:.3f} nats/image "
+                     f"({r['iwae_bpd']:.5f} bits/dim)")
+    return lines

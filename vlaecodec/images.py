@@ -1,30 +1,76 @@
-"""Images in and out: PNG bytes <-> (uint8 pixel array, mode). Pillow only.
+"""Images in and out: PNG files <-> pixel arrays, for the command line and the bench.
 
-Modes say how an image is written back (see ``container.MODES``):
+An image's *kind* says which models can code it losslessly:
 
-* ``"1"``: a bilevel PNG (mode 1); pixels 0/1.
-* ``"L-binary"``: a grayscale PNG holding only 0 and 255; pixels 0/1.
-* ``"L"``: an 8-bit grayscale PNG; pixels 0..255 (8-bit models).
+* binary (2 levels): mode ``1``, or grayscale holding only 0 and 255;
+* 8-bit (256 levels): any other grayscale image (and RGB/palette images whose
+  channels are all equal, which are grayscale stored wide).
+
+Its *mode* says how it is written back (see ``container.MODES``), so decompression
+gives back the file type it was given:
+
+* ``"1"``: a bilevel PNG (mode 1);
+* ``"L-binary"``: a grayscale PNG holding only 0 and 255;
+* ``"L"``: an 8-bit grayscale PNG.
+
+Pixels handed to a model are in its levels: 0/1 for a binary model, 0..255 for an
+8-bit one (a binary image given to an 8-bit model is coded as 0/255 and still written
+back in its own mode). Every failure is an ``ImageError`` with a one-line message.
 """
 from __future__ import annotations
 
+import errno
 import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+
+from .fileio import write_output
+
+BINARY_MODES = ("1", "L-binary")
+# An output name with one of these suffixes names a file, never a folder to create.
+IMAGE_SUFFIXES = (".png", ".pbm", ".pgm", ".pnm", ".bmp", ".gif", ".jpg", ".jpeg", ".webp",
+                  ".tif", ".tiff", ".jxl", ".vlae")
 
 
 class ImageError(ValueError):
     """An input image cannot be coded as asked; the message says why, in one line."""
 
 
-def load_png(data: bytes, where: str, *, binarize: bool = False) -> tuple[np.ndarray, str]:
-    """PNG (or any Pillow-readable image) bytes -> (0/1 pixels, mode) for binary models."""
+# ------------------------------------------------------------------ reading
+
+@dataclass
+class Picture:
+    """One input image as read: its gray pixels (0..255), how to write it back, and
+    whether it is binary. ``color`` marks an image with unequal RGB channels (refused
+    unless binarized)."""
+    where: str
+    gray: np.ndarray
+    mode: str
+    color: str = ""    # the source mode (e.g. "RGB") of an image that is not grayscale
+
+    @property
+    def levels(self) -> int:
+        return 2 if self.mode in BINARY_MODES else 256
+
+    @property
+    def gray_levels_lost(self) -> int:
+        """Pixels that thresholding at 128 would change (those not already 0 or 255)."""
+        return int(np.count_nonzero((self.gray != 0) & (self.gray != 255)))
+
+
+def read_image(data: bytes, where: str) -> Picture:
+    """PNG (or any Pillow-readable image) bytes -> a Picture."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            return to_binary(im, where, binarize)
+            return _picture(im, where)
     except ImageError:
         raise
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for broken files
@@ -33,35 +79,182 @@ def load_png(data: bytes, where: str, *, binarize: bool = False) -> tuple[np.nda
         raise ImageError(f"{where}: cannot read image ({reason})") from None
 
 
-def to_binary(im, where: str, binarize: bool) -> tuple[np.ndarray, str]:
-    """A Pillow image -> (uint8 array of 0/1, mode to write back)."""
+def _picture(im, where: str) -> Picture:
     if im.mode == "1":
-        return (np.asarray(im) != 0).astype(np.uint8), "1"
+        return Picture(where, np.where(np.asarray(im), 255, 0).astype(np.uint8), "1")
     if im.mode == "L":
         a = np.asarray(im)
-        if np.isin(a, (0, 255)).all():
-            return (a == 255).astype(np.uint8), "L-binary"
+        return Picture(where, a, "L-binary" if np.isin(a, (0, 255)).all() else "L")
+    if im.mode in ("RGB", "RGBA", "P", "PA", "LA"):
+        rgba = np.asarray(im.convert("RGBA"))
+        gray, opaque = rgba[..., 0], bool((rgba[..., 3] == 255).all())
+        if opaque and (rgba[..., 1] == gray).all() and (rgba[..., 2] == gray).all():
+            # Gray stored wide: code its gray values; it comes back as a grayscale PNG.
+            return Picture(where, gray.copy(), "L-binary" if np.isin(gray, (0, 255)).all() else "L")
+    # Color, transparency, 16-bit...: only --binarize (luma, thresholded) can take it.
+    return Picture(where, np.asarray(im.convert("L")), "L", color=im.mode)
+
+
+def image_levels(pictures: Sequence[Picture], binarize: bool = False) -> int:
+    """The pixel levels a set of inputs needs: 2 if every image is binary (or is to be
+    binarized), else 256. Refuses a mix: which way to go is the user's choice."""
+    if binarize or all(p.levels == 2 for p in pictures):
+        return 2
+    _refuse_color(pictures, binarize=False)
+    binary = [p for p in pictures if p.levels == 2]
+    if binary:
+        n8 = len(pictures) - len(binary)
+        raise ImageError(f"the inputs mix {len(binary)} binary image(s) (e.g. {binary[0].where}) and "
+                         f"{n8} 8-bit grayscale image(s); pass --model with an 8-bit model to code them "
+                         f"all (binary ones as 0/255, written back as they were), or compress them separately")
+    return 256
+
+
+def _refuse_color(pictures: Sequence[Picture], binarize: bool) -> None:
+    for p in pictures:
+        if p.color and not binarize:
+            raise ImageError(f"{p.where}: image is mode {p.color}, not 8-bit grayscale (colors, transparency "
+                             "or more than 8 bits); vlaecodec codes grayscale images: convert it (or pass "
+                             "--binarize to threshold it at 128 for a binary model)")
+
+
+def to_model_pixels(p: Picture, levels: int, model: str, binarize: bool = False) -> tuple[np.ndarray, str]:
+    """A Picture as pixels for a model of ``levels`` levels, and the mode to write back."""
+    _refuse_color([p], binarize and levels == 2)
+    if levels == 256:
+        return p.gray, p.mode
+    if p.levels == 2:
+        return (p.gray == 255).astype(np.uint8), p.mode
     if not binarize:
-        what = "grayscale with values other than 0 and 255" if im.mode == "L" else f"mode {im.mode}"
-        raise ImageError(f"{where}: image is {what}; binary models take mode-1 images or grayscale "
-                         f"images whose pixels are only 0 or 255 (pass --binarize to threshold at 128)")
-    a = np.asarray(im.convert("L"))
-    return (a >= 128).astype(np.uint8), "L-binary"
+        raise ImageError(f"{p.where}: image is grayscale with values other than 0 and 255; model {model} is "
+                         "binary: it takes mode-1 images or grayscale images whose pixels are only 0 or 255 "
+                         "(pass --binarize to threshold at 128, losing the gray levels, or use an 8-bit model)")
+    return (p.gray >= 128).astype(np.uint8), "L-binary"
 
 
-def png_bytes(pixels: np.ndarray, mode: str) -> bytes:
-    """Pixels -> PNG bytes in ``mode`` ("1", "L-binary" or "L")."""
+def for_model(pictures: Sequence[Picture], levels: int, size: int, model: str,
+              binarize: bool = False) -> tuple[list[np.ndarray], list[str], int]:
+    """Every picture as pixels for model ``model`` (``levels`` levels, ``size`` x ``size``):
+    (pixels, modes to write back, pixels that --binarize changed)."""
+    pixels, modes, changed = [], [], 0
+    for p in pictures:
+        if p.gray.shape != (size, size):
+            h, w = p.gray.shape
+            raise ImageError(f"{p.where}: image is {w}x{h} pixels; model {model} codes {size}x{size} images")
+        px, mode = to_model_pixels(p, levels, model, binarize)
+        changed += p.gray_levels_lost if levels == 2 and p.levels == 256 else 0
+        pixels.append(px)
+        modes.append(mode)
+    return pixels, modes, changed
+
+
+def load_png(data: bytes, where: str, *, binarize: bool = False) -> tuple[np.ndarray, str]:
+    """PNG bytes -> (0/1 pixels, mode) for binary models (the bench and golden tests)."""
+    return to_model_pixels(read_image(data, where), 2, "(binary)", binarize)
+
+
+# ------------------------------------------------------------------ inputs
+
+def read_input(path: str) -> bytes:
+    """The bytes of a file, or of stdin for '-'."""
+    return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+
+
+def describe(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, str | None]]:
+    """INPUTS -> (path, name to store) pairs: files, folders of PNGs (name order), '-'."""
+    out: list[tuple[str, str | None]] = []
+    for item in inputs:
+        if item == "-":
+            out.append(("-", None))
+        elif os.path.isdir(item):
+            pngs = sorted(p for p in os.listdir(item) if p.lower().endswith(".png")
+                          and os.path.isfile(os.path.join(item, p)))
+            if not pngs:
+                raise ImageError(f"{item}: no .png files in this folder")
+            out += [(os.path.join(item, p), p) for p in pngs]
+        elif os.path.exists(item):
+            out.append((item, os.path.basename(item)))
+        else:
+            raise ImageError(f"{item}: no such file or folder")
+    return out
+
+
+def names_to_store(stored: Sequence[str | None], want: bool | None) -> list[str] | None:
+    """The names an archive keeps: by default only for several images, never for stdin."""
+    want = len(stored) > 1 if want is None else want
+    if not want or any(n is None for n in stored):
+        return None
+    names = [str(n) for n in stored]
+    if any("\n" in n for n in names):
+        raise ImageError("a file name contains a newline; rename it or pass --no-names")
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ImageError(f"two inputs are named {dup!r}; rename them or pass --no-names")
+    return names
+
+
+# ------------------------------------------------------------------ writing
+
+def png_bytes(pixels: np.ndarray, mode: str, levels: int = 2) -> bytes:
+    """Pixels (in a model's ``levels``) -> PNG bytes in ``mode`` ("1", "L-binary", "L")."""
     from PIL import Image
 
     a = np.asarray(pixels)
-    if mode == "1":
-        im = Image.fromarray(a.astype(bool))
-    elif mode == "L-binary":
-        im = Image.fromarray((a * 255).astype(np.uint8))
-    elif mode == "L":
+    if mode in BINARY_MODES:
+        on = a >= (levels // 2)   # 1 of 0/1, 255 of 0/255 (and a lossy redraw's light pixels)
+        im = Image.fromarray(on) if mode == "1" else Image.fromarray(np.where(on, 255, 0).astype(np.uint8))
+    elif mode == "L":   # 8-bit pixels: only 8-bit models give them
         im = Image.fromarray(a.astype(np.uint8))
     else:
         raise ValueError(f"unknown image mode {mode!r}")
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def safe_name(name: str) -> bool:
+    """A stored name we may write: a plain file name, no folders, nothing hidden behind it."""
+    return (bool(name) and name not in (".", "..") and os.path.basename(name) == name
+            and "\\" not in name and "\0" not in name and "/" not in name)
+
+
+def output_paths(output: str, count: int, names: Sequence[str] | None, where: str) -> tuple[bool, list[str]]:
+    """Where decompression writes: (into a folder?, the paths; ['-'] for stdout).
+
+    One image goes to OUTPUT itself (a PNG name or '-'), or into OUTPUT if it is an
+    existing folder. Several go into the folder OUTPUT, which must not look like a file
+    name: ``-o x.png`` for an archive is a mistake, not a folder to create."""
+    width = max(5, len(str(count - 1)))
+    names = list(names) if names else [f"{i:0{width}d}.png" for i in range(count)]
+    bad = [n for n in names if not safe_name(n)]
+    if bad or len(set(names)) != count:
+        what = f"an unsafe file name {bad[0]!r}" if bad else "duplicate file names"
+        raise ImageError(f"{where}: archive holds {what}; refusing to write")
+    if count == 1 and not os.path.isdir(output):
+        return False, [output]
+    if output == "-":
+        raise ImageError(f"{where} holds {count} images; give a folder with -o, not '-'")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ImageError(f"{output} is a file; archives of {count} images go into a folder")
+    if not os.path.exists(output) and Path(output).suffix.lower() in IMAGE_SUFFIXES:
+        raise ImageError(f"{where} holds {count} images; give a folder with -o, not a "
+                         f"{Path(output).suffix} name")
+    return True, [os.path.join(output, n) for n in names]
+
+
+def write_images(paths: Sequence[str], images: Sequence[np.ndarray], modes: Sequence[str], levels: int,
+                 overwrite: bool, folder: str | None = None) -> None:
+    """Write every image as a PNG, atomically. Nothing is written if any target exists
+    and ``overwrite`` is off (FileExistsError naming the first one)."""
+    clash = [p for p in paths if p != "-" and os.path.exists(p)]
+    if clash and not overwrite:
+        many = f" ({len(clash)} of {len(paths)} files do)" if len(paths) > 1 else ""
+        raise FileExistsError(errno.EEXIST, "exists" + many, clash[0])
+    if folder is not None:
+        os.makedirs(folder, exist_ok=True)
+    for path, pixels, mode in zip(paths, images, modes):
+        write_output(path, png_bytes(pixels, mode, levels), overwrite=overwrite)

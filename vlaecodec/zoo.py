@@ -24,12 +24,18 @@ from typing import Any
 from .config import VLAEConfig
 from .intnet import IntVLAE, load_arrays
 
-DEFAULT_MODEL = "vlae-mnist-v2"
+# The model an image's kind picks when none is named: pixel levels -> model name.
+DEFAULT_MODELS = {2: "vlae-mnist-v2", 256: "vlae-mnist8-v1"}
+DEFAULT_MODEL = DEFAULT_MODELS[2]   # the library's default (binary digits)
 CHECKPOINT_FORMAT_VERSION = 1   # the float .pt checkpoints written by train.py
 
 
 class ModelError(RuntimeError):
     """A model is unknown, corrupt or incompatible; the message says which and why."""
+
+
+class UnknownModel(ModelError):
+    """No installed model has this name (a usage error on the command line)."""
 
 
 @dataclass
@@ -149,13 +155,13 @@ def load_model(name_or_path: str | os.PathLike | None = None) -> LoadedModel:
     key = str(name_or_path or DEFAULT_MODEL)
     if key in _CACHE:
         return _CACHE[key]
-    if key.endswith((".npz", ".pt")) or os.sep in key:
+    if is_model_file(key):
         loaded = load_model_file(key)
     else:
         manifests = {m["name"]: m for m in list_manifests()}
         if key not in manifests:
             known = ", ".join(sorted(manifests)) or "none installed"
-            raise ModelError(f"unknown model {key!r} (available: {known})")
+            raise UnknownModel(f"unknown model {key!r} (available: {known})")
         m = manifests[key]
         loaded = load_model_file(Path(m["_dir"]) / m["file"], name=m["name"],
                                  expected_sha256=m["sha256"], manifest=m)
@@ -171,3 +177,56 @@ def find_by_hash(prefix_hex: str, name: str | None = None) -> LoadedModel:
         raise ModelError(f"this file needs {who} with hash {prefix_hex}, which is not installed "
                          f"(see `vlaecodec models`; or pass the model file with --model)")
     return load_model(hits[0]["name"])
+
+
+def is_model_file(name_or_path: str) -> bool:
+    """Whether ``--model`` names a file (a path or a .npz/.pt name) rather than an installed model."""
+    return name_or_path.endswith((".npz", ".pt")) or os.sep in name_or_path
+
+
+def kind(levels: int) -> str:
+    """What a model of ``levels`` pixel levels codes, in words."""
+    return "binary" if levels == 2 else "8-bit" if levels == 256 else f"{levels}-level"
+
+
+def default_model(levels: int) -> LoadedModel:
+    """The default model for images of ``levels`` pixel levels (see DEFAULT_MODELS)."""
+    name = DEFAULT_MODELS.get(levels)
+    if name is None:
+        raise ModelError(f"no default model codes {kind(levels)} images; pass --model")
+    if name not in {m["name"] for m in list_manifests()}:
+        raise ModelError(f"no {kind(levels)} model is installed (the default, {name}, is missing; "
+                         f"see `vlaecodec models`, or pass --model NAME or a model file)")
+    return load_model(name)
+
+
+def name_for_hash(prefix_hex: str) -> str | None:
+    """The name of the installed model whose sha256 starts with ``prefix_hex``, if any."""
+    hits = [m["name"] for m in list_manifests() if m.get("sha256", "").startswith(prefix_hex)]
+    return hits[0] if hits else None
+
+
+def model_table() -> list[tuple[str, ...]]:
+    """One row per installed model for ``vlaecodec models``: name, sha256 prefix, what it
+    codes (size and binary/8-bit), prior, decoder receptive field, test -ELBO, lossy rate
+    levels, and '*' for the default model of its kind. The first row is the header."""
+    import math
+
+    rows = [("name", "sha256", "codes", "prior", "receptive field", "test -ELBO", "lossy levels", "default")]
+    for m in list_manifests():
+        cfg = m.get("config") or {}
+        try:
+            c = VLAEConfig.from_dict(cfg)
+            prior, field_, dims = c.prior, f"{c.receptive_rows} rows", c.image_size * c.image_size
+        except (TypeError, ValueError):
+            prior, field_, dims = str(cfg.get("prior", "?")), "?", 0
+        nats = (m.get("metrics") or {}).get("test_neg_elbo_nats")
+        elbo = "-"
+        if isinstance(nats, (int, float)):
+            elbo = f"{nats:.2f} nats" + (f" ({nats / (dims * math.log(2)):.4f} bits/dim)" if dims else "")
+        levels = (m.get("coding") or {}).get("lossy_bits_per_level") or []
+        lossy = f"1-{len(levels)}: {levels[0]}-{levels[-1]} bits" if levels else "none"
+        size, pixel_levels = cfg.get("image_size", "?"), cfg.get("pixel_levels", 2)
+        rows.append((m["name"], str(m.get("sha256", ""))[:12], f"{size}x{size} {kind(pixel_levels)}", prior,
+                     field_, elbo, lossy, "*" if DEFAULT_MODELS.get(pixel_levels) == m["name"] else ""))
+    return rows

@@ -1,0 +1,45 @@
+"""What ``vlaecodec info`` says about a .vlae file: its header in words, and (after
+decoding) how close the file came to the model's -ELBO on the same images."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .container import Header, unpack
+
+
+def header_lines(data: bytes) -> tuple[Header, list[str]]:
+    """(header, lines): model, image count and size, bytes, real bits/dim, lossy or not.
+    Reads the header only (a damaged file raises the container's error)."""
+    from . import zoo
+
+    h = unpack(data)[0]
+    name = h.model_name or zoo.name_for_hash(h.model_hash) or "(not installed)"
+    dims = h.count * h.height * h.width
+    lines = [f"model: {name} (sha256 {h.model_hash}...)",
+             f"images: {h.count}",
+             f"image size: {h.width}x{h.height} pixels",
+             f"pixels: {zoo.kind(h.levels)}",
+             f"file size: {len(data)} bytes ({len(data) / h.count:.2f} bytes/image)",
+             f"real rate: {8 * len(data) / dims:.4f} bits/dim"]
+    if h.lossy_level:
+        from .lossy import draw_name
+        lines.append(f"lossy: yes, rate level {h.lossy_level}; decompression draws {draw_name(h.lossy_draw)} "
+                     "from the stored latents (the images differ from the originals)")
+    else:
+        lines.append("lossy: no (decompression gives back every pixel)")
+    return h, lines
+
+
+def elbo_lines(data: bytes, h: Header, progress: Callable[[int], None] | None = None) -> list[str]:
+    """Decode the file (lossless only) and compare its real rate with the model's -ELBO."""
+    from . import codec, zoo
+    from .evaluate import neg_elbo_bits_per_dim
+
+    loaded = zoo.find_by_hash(h.model_hash, h.model_name)
+    archive = codec.decompress(data, loaded, progress=progress)
+    bpd = neg_elbo_bits_per_dim(loaded, np.stack(archive.images))
+    real = 8 * len(data) / (h.count * h.height * h.width)
+    return [f"model -ELBO: {bpd:.4f} bits/dim",
+            f"real / -ELBO: {real / bpd:.4f}" if bpd > 0 else "real / -ELBO: n/a"]
