@@ -240,12 +240,9 @@ def load_or_train_classifier(recipe: dict[str, Any] = CLASSIFIER_RECIPE, log: Lo
             "valid_accuracy": float(np.mean(predict(net, valid[0]) == valid[1])),
             "test_accuracy": float(np.mean(predict(net, xt) == yt))}
     log(f"classifier: {info['test_accuracy']:.4f} on the 10,000 binarized test digits, trained in {train_s:.0f} s")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save({"recipe_key": recipe_key(recipe), "state_dict": net.state_dict(), "info": json.dumps(info)}, buf)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    from vlaecodec.fileio import write_atomic
+    state = {"recipe_key": recipe_key(recipe), "state_dict": net.state_dict(), "info": json.dumps(info)}
+    write_atomic(path, lambda f: torch.save(state, f), overwrite=True, make_parents=True)
     info.update(cached=False, path=str(path))
     return net, info
 

@@ -84,12 +84,4 @@ def data_info() -> None:
     """
     from vlaecodec import data as d
 
-    cache = d.cache_dir()
-    click.echo(f"cache: {cache}")
-    files = sorted(p for p in cache.iterdir() if p.is_file()) if cache.is_dir() else []
-    for p in files:
-        click.echo(f"  {p.name}: {p.stat().st_size} bytes")
-    if not files:
-        click.echo("  (empty; run `vlaecodec data fetch mnist`)")
-    where = d.fashion_location()
-    click.echo(f"Fashion-MNIST: {where}" if where else f"Fashion-MNIST: not found ({d.FETCH_FASHION_HINT})")
+    click.echo("\n".join(d.info_lines()))

@@ -1,11 +1,6 @@
-"""The ``vlaecodec`` command line: parsing, ``-`` for stdin/stdout, progress, exit codes.
-
-Each command parses its options and calls the library (images, fileio, progress, zoo,
-data, evaluate, fileinfo); the library's expected failures become one-line errors
-(exit 1), usage errors exit 2 (click). Progress bars appear only on a terminal; status
-lines go to stderr, never into stdout's data. Torch is imported inside the commands
-that need it, so ``--help`` stays fast.
-"""
+"""The ``vlaecodec`` command line: parsing, ``-`` for stdin/stdout, exit codes; each command
+calls the library (images, fileio, progress, zoo, fileinfo). Bars only on a terminal, status
+lines on stderr, never in stdout's data; torch is imported late so ``--help`` stays fast."""
 from __future__ import annotations
 
 import os
@@ -92,8 +87,9 @@ def compress(inputs: tuple[str, ...], output: str, model: str | None, names: boo
         raise click.UsageError("--rate sets the lossy rate level: use it with --lossy")
     items = images.expand_inputs(inputs)
     fileio.check_writable(output, overwrite=force)
+    loaded = vlaecodec.load_model(model) if model else None   # a bad --model fails before any reading
     pictures = [images.read_image(images.read_input(path), images.describe(path)) for path, _ in items]
-    loaded = vlaecodec.load_model(model) if model else zoo.default_model(images.image_levels(pictures, binarize))
+    loaded = loaded or zoo.default_model(images.image_levels(pictures, binarize))
     levels, size = loaded.config.pixel_levels, loaded.config.image_size
     if binarize and levels != 2:
         raise click.UsageError(f"--binarize is for binary models; model {loaded.name} codes 8-bit pixels as they are")
@@ -200,14 +196,8 @@ def models() -> None:
     """
     from vlaecodec import zoo
 
-    rows = zoo.model_table()
-    if len(rows) == 1:
-        click.echo("no models installed (shipped models live in vlaecodec/checkpoints; "
-                   "add folders with $VLAECODEC_MODELS)")
-        return
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    click.echo("\n".join(zoo.model_lines()) or "no models installed (shipped models live in "
+               "vlaecodec/checkpoints; add folders with $VLAECODEC_MODELS)")
 
 
 for command in (data, train, eval_cmd, bench):

@@ -255,6 +255,17 @@ def fashion_location() -> Path | None:
         return None
 
 
+def info_lines() -> list[str]:
+    """``vlaecodec data info``: the cache folder, its files, and where Fashion-MNIST is."""
+    cache = cache_dir()
+    files = sorted(p for p in cache.iterdir() if p.is_file()) if cache.is_dir() else []
+    lines = [f"cache: {cache}"] + [f"  {p.name}: {p.stat().st_size} bytes" for p in files]
+    if not files:
+        lines.append("  (empty; run `vlaecodec data fetch mnist`)")
+    where = fashion_location()
+    return lines + [f"Fashion-MNIST: {where}" if where else f"Fashion-MNIST: not found ({FETCH_FASHION_HINT})"]
+
+
 def load_fashion_mnist(split: str = "test", source: str | os.PathLike | None = None) -> np.ndarray:
     """Fashion-MNIST uint8 (N, 28, 28): 'train' is the 60k train file, 'valid' its last
     10,000 images, 'test' the 10k file. Read from ``source``, else from the imported

@@ -230,3 +230,12 @@ def model_table() -> list[tuple[str, ...]]:
         rows.append((m["name"], str(m.get("sha256", ""))[:12], f"{size}x{size} {kind(pixel_levels)}", prior,
                      field_, elbo, lossy, "*" if DEFAULT_MODELS.get(pixel_levels) == m["name"] else ""))
     return rows
+
+
+def model_lines() -> list[str]:
+    """``model_table`` as aligned text lines (none when no model is installed)."""
+    rows = model_table()
+    if len(rows) == 1:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
