@@ -428,8 +428,9 @@ def test_data_info_and_fetch_errors(tmp_path, monkeypatch):
     fails_cleanly(run("data", "fetch", "fashion-mnist", "--from", tmp_path), "t10k-images-idx3-ubyte")
 
 
-def test_data_fetch_fashion_from_idx_folder(tmp_path):
+def test_data_fetch_fashion_from_idx_folder(tmp_path, monkeypatch):
     import struct
+    monkeypatch.setenv("VLAECODEC_CACHE", str(tmp_path / "cache"))   # the import lands in the cache
     for stem, n in (("train-images-idx3-ubyte", 5), ("t10k-images-idx3-ubyte", 3)):
         body = np.arange(n * 28 * 28, dtype=np.uint8).tobytes()
         (tmp_path / stem).write_bytes(b"\0\0\x08\x03" + struct.pack(">III", n, 28, 28) + body)
