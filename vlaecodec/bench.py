@@ -237,6 +237,46 @@ def _peer_cjxl(x: np.ndarray, limit: int, factory: ProgressFactory | None) -> di
             "version": _tool_version([exe, "--version"])}
 
 
+def _mosaic(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """All images tiled row-major into one near-square image (a column count of
+    ceil(sqrt(N))); blank tiles pad the last row. Returns (mosaic, padding tiles)."""
+    n, h, w = x.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    pad = rows * cols - n
+    tiles = np.concatenate([x, np.zeros((pad, h, w), x.dtype)]) if pad else x
+    return tiles.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w), pad
+
+
+def _peer_cjxl_mosaic(x: np.ndarray) -> dict[str, Any]:
+    """JPEG-XL lossless on every image at once, tiled into one mosaic: the strongest
+    use of a classical codec on a set of small images (context shared across them)."""
+    exe, djxl = shutil.which("cjxl"), shutil.which("djxl")
+    if exe is None:
+        return {"status": "not installed", "notes": "cjxl not found (Debian: apt-get install libjxl-tools)"}
+    m, pad = _mosaic(x)
+    with tempfile.TemporaryDirectory(prefix="vlaecodec-cjxl-") as tmp:
+        src, dst, back = Path(tmp) / "in.png", Path(tmp) / "out.jxl", Path(tmp) / "back.png"
+        _to_pil(m, _is_binary(x)).save(src, "PNG")
+        t0 = time.perf_counter()
+        r = subprocess.run([exe, str(src), str(dst), *CJXL_ARGS], capture_output=True)
+        enc_s = time.perf_counter() - t0
+        if r.returncode != 0:
+            return {"status": "error", "notes": f"cjxl failed: {r.stderr.decode(errors='replace')[-200:]}"}
+        size = dst.stat().st_size
+        ok, dec_s = None, None
+        if djxl:
+            t0 = time.perf_counter()
+            r = subprocess.run([djxl, str(dst), str(back)], capture_output=True)
+            dec_s = time.perf_counter() - t0
+            ok = r.returncode == 0 and _pil_roundtrip_ok(back.read_bytes(), m, _is_binary(x))
+    return {"status": "ok", "n": len(x), "total_bytes": size, "mean_bytes": size / len(x), "lossless": ok,
+            "notes": f"all images as one {m.shape[0]}x{m.shape[1]} mosaic"
+                     + (f" ({pad} blank tiles pad the last row)" if pad else "") + f", cjxl {' '.join(CJXL_ARGS)}",
+            **_speed(len(x), enc_s, dec_s, "one cjxl and one djxl process for the mosaic"),
+            "version": _tool_version([exe, "--version"])}
+
+
 def _peer_jbig(x: np.ndarray, factory: ProgressFactory | None) -> dict[str, dict[str, Any]]:
     exe = shutil.which("pbmtojbg")
     missing = {"status": "not installed", "notes": "pbmtojbg not found (Debian: apt-get install jbigkit-bin)"}
@@ -334,6 +374,8 @@ def run_peers(x: np.ndarray, *, peer_limit: int = PEER_LIMIT,
     peers["WebP lossless per image"] = _peer_pillow(
         x, "WEBP", {"lossless": True, "quality": 100, "method": 6}, "WebP", progress_factory)
     peers["JPEG-XL lossless per image"] = _peer_cjxl(x, peer_limit, progress_factory)
+    if not binary:   # (binary sets have JBIG1 on one tall image for this role)
+        peers["JPEG-XL lossless, one mosaic"] = _peer_cjxl_mosaic(x)
     peers.update(_peer_jbig(x, progress_factory))
     peers.update(_peer_generic(x))
     for p in peers.values():

@@ -76,14 +76,22 @@ class Archive:
 
 # ----------------------------------------------------------------- direct batches
 
+def direct_rounds(net: IntVLAE) -> int:
+    """Rounds of the encoder's direct-bin search (see ``choose_direct_bins``). Each round
+    scores every single-bin change with a parallel pass; for 8-bit models (256-way
+    heads, and latents a few percent of an image's code) that costs far more than it
+    saves, so they take the bins nearest the posterior mean."""
+    return 2 if net.levels == 2 else 0
+
+
 def _encode_direct(net: IntVLAE, x: np.ndarray, enc: ArithEncoder | list[ArithEncoder],
-                   rounds: int = 2) -> None:
+                   rounds: int | None = None) -> None:
     """Code a batch directly. ``enc`` is one encoder for the whole batch (a file's
     chain start) or one per image (to measure each image's code alone): the
     arithmetic coder's integers grow with the message, so long messages are slow."""
     b = x.shape[0]
     encs = enc if isinstance(enc, list) else [enc] * b
-    js = choose_direct_bins(net, x, rounds)
+    js = choose_direct_bins(net, x, direct_rounds(net) if rounds is None else rounds)
     for i, k in enumerate(net.direct_bins):          # order: dim-major, images inner
         if k > 1:
             for e, j in zip(encs, js[:, i].tolist()):

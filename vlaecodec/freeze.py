@@ -298,8 +298,10 @@ def calibrate(model: VLAE, name: str, valid: np.ndarray, *, n_kl: int = 2000, n_
         ranked.append((size, rule, bins))
     ranked.sort(key=lambda r: r[0])
     best = None
+    from .codec import direct_rounds
     for _, rule, bins in ranked[:4]:
-        size = _direct_bytes(IntVLAE(with_direct_bins(base, bins.tolist())), calib, rounds=2)
+        net = IntVLAE(with_direct_bins(base, bins.tolist()))
+        size = _direct_bytes(net, calib, rounds=direct_rounds(net))
         log(f"direct bins {rule}: {size:.2f} bytes/image (with the encoder's bin search)")
         if best is None or size < best[0]:
             best = (size, rule, bins)
@@ -316,7 +318,8 @@ def calibrate(model: VLAE, name: str, valid: np.ndarray, *, n_kl: int = 2000, n_
     step = max(s_ for s_, r in rates.items() if r <= top * 1.0005)
     best_step = (rates[step], step)
     arrays = with_latent_step(arrays, step)
-    arrays = calibrate_lossy(arrays, kl, valid[n_kl:n_kl + LOSSY_CALIB_IMAGES], log)
+    if model.cfg.pixel_levels == 2:   # lossy mode redraws binary digits only
+        arrays = calibrate_lossy(arrays, kl, valid[n_kl:n_kl + LOSSY_CALIB_IMAGES], log)
     meta = json.loads(bytes(arrays["meta"]).decode())
     meta["calibration"] = {"direct_rule": rule, "direct_bytes_per_image_valid": round(size, 3),
                            "latent_step_log2": best_step[1], "bits_back_bpd_valid": round(best_step[0], 6)}
@@ -346,8 +349,10 @@ def freeze(checkpoint: Path, name: str, out_dir: Path, *, iwae_k: int = 64, test
     model = load_float_checkpoint(checkpoint) if shippable else None
     if model is None:
         raise ValueError(f"{checkpoint}: not a model checkpoint (use a run's model.pt)")
-    valid = data.load_dataset(dataset, "valid")
+    valid = data.training_split(dataset)[1]     # the split the training validated on
     test = data.load_dataset(dataset, "test")[:test_limit]
+    if (model.cfg.pixel_levels == 2) != (dataset == "binarized-mnist"):
+        raise ValueError(f"a {model.cfg.pixel_levels}-level model cannot code {dataset}")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     arrays = calibrate(model, name, valid, log=log)
