@@ -197,9 +197,12 @@ def test_iwae_k32_is_tighter_than_elbo(model):
     assert elbo.mean() - iw.mean() < 0.05 * elbo.mean() + se
 
 
-def test_non_binary_pixels_are_refused():
-    with pytest.raises(NotImplementedError):
-        VLAE(dataclasses.replace(CFG, pixel_levels=256))
+def test_pixel_levels_other_than_binary_and_8bit_are_refused():
+    with pytest.raises(ValueError, match="pixel_levels"):
+        VLAE(dataclasses.replace(CFG, pixel_levels=16))
+    m = VLAE(dataclasses.replace(CFG, pixel_levels=256))      # 8-bit: a 256-way head
+    x = torch.randint(0, 256, (2, 28, 28))
+    assert m.decoder_logits(x, torch.zeros(2, CFG.latent_dim)).shape == (2, 28, 28, 256)
 
 
 def test_a_few_adamax_steps_reduce_the_loss():

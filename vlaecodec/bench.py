@@ -37,11 +37,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
+from .progress import ProgressFactory
+from .progress import stage as _Stage
 
 WARMUP_IMAGES = 16
 PEER_LIMIT = 1000          # cjxl is one process per image: run it on this many
@@ -57,25 +58,6 @@ JBIG_ARGS = ["-q"]
 
 def _bpd(total_bytes: float, n: int, dims: int) -> float:
     return 8.0 * total_bytes / (n * dims)
-
-
-class _Stage:
-    """A progress callback from the factory (or a no-op); closed when the stage ends."""
-
-    def __init__(self, factory: ProgressFactory | None, label: str, total: int):
-        self.cb = factory(label, total) if factory else None
-
-    def __call__(self, n: int) -> None:
-        if self.cb:
-            self.cb(n)
-
-    def __enter__(self) -> "_Stage":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        close = getattr(self.cb, "close", None)
-        if callable(close):
-            close()
 
 
 def _is_binary(x: np.ndarray) -> bool:
@@ -421,19 +403,32 @@ def _bench_chained(vc: Any, loaded: Any, x: np.ndarray, factory: ProgressFactory
     return res
 
 
+def _png(img: np.ndarray) -> bytes:
+    """An image of the set as a user's PNG: mode 1 if binary (0/1 pixels), else mode L."""
+    from .images import png_bytes
+    return png_bytes(img, "1") if img.max() <= 1 else png_bytes(img, "L", 256)
+
+
+def _read_png(png: bytes, where: str) -> tuple[np.ndarray, str]:
+    """A PNG as the CLI reads it: (pixels, mode); binary images as 0/1."""
+    from .images import read_image
+    p = read_image(png, where)
+    return ((p.gray >= 128).astype(np.uint8), p.mode) if p.levels == 2 else (p.gray, p.mode)
+
+
 def _bench_single(vc: Any, loaded: Any, x: np.ndarray, factory: ProgressFactory | None) -> dict[str, Any]:
-    """Single-image files exactly as ``vlaecodec compress one.png`` writes them: the digit
-    as a mode-1 PNG, read back by the CLI's reader, coded with its mode and no name."""
-    from .images import load_png, png_bytes
+    """Single-image files exactly as ``vlaecodec compress one.png`` writes them: the image
+    as a PNG (mode 1 for binary sets, L for 8-bit ones), read back by the CLI's reader,
+    coded with its mode and no name."""
 
     dims = x.shape[1] * x.shape[2]
     sizes, bad, errors = [], 0, []
     enc_s = dec_s = 0.0
     with _Stage(factory, "single-image files", len(x)) as prog:
         for i, img in enumerate(x):
-            png = png_bytes(img, "1")
+            png = _png(img)
             t0 = time.perf_counter()
-            px, mode = load_png(png, f"image {i}")
+            px, mode = _read_png(png, f"image {i}")
             blob = vc.compress([px], loaded, modes=[mode])
             t1 = time.perf_counter()
             sizes.append(len(blob))
@@ -464,8 +459,6 @@ def _bench_cli(loaded: Any, x: np.ndarray, factory: ProgressFactory | None, sing
     import statistics
     import sys
 
-    from .images import load_png, png_bytes
-
     n = len(x)
     model_args = [] if loaded.manifest.get("name") is None else ["--model", loaded.name]
     cmd = [sys.executable, "-m", "vlaecodec"]
@@ -474,7 +467,7 @@ def _bench_cli(loaded: Any, x: np.ndarray, factory: ProgressFactory | None, sing
         src, out, arc = Path(tmp) / "png", Path(tmp) / "out", Path(tmp) / "all.vlae"
         src.mkdir()
         for i, img in enumerate(x):
-            (src / f"{i:05d}.png").write_bytes(png_bytes(img, "1"))
+            (src / f"{i:05d}.png").write_bytes(_png(img))
         prog(1)
         t0 = time.perf_counter()
         subprocess.run(cmd + ["compress", str(src), "-o", str(arc), "-q"] + model_args, check=True)
@@ -485,7 +478,7 @@ def _bench_cli(loaded: Any, x: np.ndarray, factory: ProgressFactory | None, sing
         dec_s = time.perf_counter() - t0
         prog(3)
         back = sorted(out.glob("*.png"))
-        bad = sum(not np.array_equal(load_png(p.read_bytes(), str(p))[0], img) for p, img in zip(back, x))
+        bad = sum(not np.array_equal(_read_png(p.read_bytes(), str(p))[0], img) for p, img in zip(back, x))
         bad += abs(len(back) - n)
         one, one_vlae, one_png = src / "00000.png", Path(tmp) / "one.vlae", Path(tmp) / "one.png"
         enc1, dec1 = [], []
@@ -605,11 +598,15 @@ def run_bench(*, dataset: str = "binarized-mnist", split: str = "test", limit: i
     import vlaecodec as vc
     from . import data, zoo
     from .evaluate import evaluate
+    from .fileio import write_atomic
 
     x = np.ascontiguousarray(data.load_dataset(dataset, split)[:limit]).astype(np.uint8)
     if len(x) == 0:
         raise ValueError("no images selected")
-    loaded = model if isinstance(model, zoo.LoadedModel) else zoo.load_model(model)
+    if isinstance(model, zoo.LoadedModel):
+        loaded = model
+    else:   # no model: the default one for the dataset's kind of pixels
+        loaded = zoo.load_model(model) if model is not None else zoo.default_model(2 if _is_binary(x) else 256)
     n, dims = len(x), x.shape[1] * x.shape[2]
 
     with _Stage(progress_factory, "model -ELBO", n) as prog:
@@ -642,8 +639,8 @@ def run_bench(*, dataset: str = "binarized-mnist", split: str = "test", limit: i
            "results": results, "environment": environment()}
     doc["environment"]["tools"] = {t: shutil.which(t) for t in ("cjxl", "pbmtojbg")}
     json_path = out / f"{stem}.json"
-    json_path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
-    (out / f"{stem}.md").write_text(md)
+    write_atomic(json_path, (json.dumps(doc, indent=2, default=_json_default) + "\n").encode(), overwrite=True)
+    write_atomic(out / f"{stem}.md", md.encode(), overwrite=True)
     return {"markdown": md, "json_path": str(json_path), "results": results}
 
 

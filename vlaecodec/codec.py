@@ -43,7 +43,7 @@ from .arith import ArithDecoder, ArithEncoder
 from .container import (MAX_BATCH, MAX_DIRECT, ContainerError, Header, chain_count, default_mode, max_bits_back_batches,
                         pack, unpack)
 from .intnet import BinCode, IntVLAE
-from .zoo import DEFAULT_MODEL, LoadedModel, ModelError, find_by_hash
+from .zoo import DEFAULT_MODELS, LoadedModel, ModelError, find_by_hash
 
 # Pop a batch's latents only when the stack holds STACK_MARGIN x their expected bits. (A
 # short stack still decodes correctly, but its pops cost extra bytes: 1.0 made 3,000 test
@@ -503,7 +503,7 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
                                  f"pick of 2**(d-{lz.DRAW_PICK}) samples)")
         payload = lz.encode(net, x, level, draw)
         header = Header(model_hash=loaded.sha256[:6], count=n, height=net.size, width=net.size,
-                        model_name=None if loaded.name == DEFAULT_MODEL else loaded.name,
+                        model_name=None if loaded.name in DEFAULT_MODELS.values() else loaded.name,
                         names=list(names) if names is not None else None, modes=modes, levels=net.levels,
                         lossy_level=level, lossy_draw=draw)
         if stats is not None:
@@ -531,7 +531,7 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
             for k, v in s.items():
                 st[k] = st.get(k, 0) + v
     header = Header(model_hash=loaded.sha256[:6], count=n, height=net.size, width=net.size,
-                    model_name=None if loaded.name == DEFAULT_MODEL else loaded.name,
+                    model_name=None if loaded.name in DEFAULT_MODELS.values() else loaded.name,
                     schedule=schedule if len(schedule) > 1 else None, chain_bytes=chain_bytes or None,
                     names=list(names) if names is not None else None, modes=modes,
                     levels=net.levels)

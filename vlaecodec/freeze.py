@@ -334,12 +334,12 @@ def freeze(checkpoint: Path, name: str, out_dir: Path, *, iwae_k: int = 64, test
     evaluation) and ``<name>.json`` (manifest with both the float -ELBO and the integer
     model's real chained-file rate on the test set)."""
     import hashlib
-    import os
     import shutil
     import time
 
     from . import data
     from .evaluate import evaluate
+    from .fileio import write_atomic
     from .train import FORMAT_VERSION, library_versions
     from .zoo import load_float_checkpoint
 
@@ -349,7 +349,7 @@ def freeze(checkpoint: Path, name: str, out_dir: Path, *, iwae_k: int = 64, test
     model = load_float_checkpoint(checkpoint) if shippable else None
     if model is None:
         raise ValueError(f"{checkpoint}: not a model checkpoint (use a run's model.pt)")
-    valid = data.training_split(dataset)[1]     # the split the training validated on
+    valid = data.load_dataset(dataset, "valid")   # the split the training validated on
     test = data.load_dataset(dataset, "test")[:test_limit]
     if (model.cfg.pixel_levels == 2) != (dataset == "binarized-mnist"):
         raise ValueError(f"a {model.cfg.pixel_levels}-level model cannot code {dataset}")
@@ -359,9 +359,7 @@ def freeze(checkpoint: Path, name: str, out_dir: Path, *, iwae_k: int = 64, test
     blob = model_bytes(arrays)
     digest = hashlib.sha256(blob).hexdigest()
     int_path = out_dir / f"{name}-{digest[:8]}.npz"
-    tmp = int_path.with_name("." + int_path.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, int_path)
+    write_atomic(int_path, blob, overwrite=True)
 
     # The float checkpoint ships unchanged if it already is a shippable one, and is not
     # copied again if the folder already holds it (two integer models frozen from one
@@ -408,7 +406,7 @@ def freeze(checkpoint: Path, name: str, out_dir: Path, *, iwae_k: int = 64, test
         "training": training,
         "versions": library_versions(),
     }
-    (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_atomic(out_dir / f"{name}.json", (json.dumps(manifest, indent=2) + "\n").encode(), overwrite=True)
     log(f"{name}: float -ELBO {metrics['neg_elbo_bpd']:.5f} bits/dim; integer chained file "
         f"{real_bpd:.5f} bits/dim ({real_bpd / metrics['neg_elbo_bpd']:.4f}x), encoded in {enc_s:.0f} s")
     log(f"wrote {int_path}, {float_path.name} and {name}.json")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import data
-from .config import VLAEConfig, preset
+from .config import PRESETS, VLAEConfig, preset
 from .vlae import VLAE
 
 FORMAT_VERSION = 1
@@ -33,10 +33,8 @@ def library_versions() -> dict[str, str]:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from .fileio import write_atomic
+    write_atomic(path, lambda f: torch.save(obj, f), overwrite=True, make_parents=True)
 
 
 @torch.no_grad()
@@ -370,7 +368,7 @@ several processes (torchrun, DistributedDataParallel):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vlaecodec train", description=__doc__, epilog=DISTRIBUTED_HELP,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="vlae-mnist")
+    p.add_argument("--preset", default="vlae-mnist", choices=list(PRESETS))
     p.add_argument("--config-json", help="JSON object of VLAEConfig fields overriding the preset")
     p.add_argument("--out", required=True, help="run directory (last.pt, model.pt)")
     p.add_argument("--epochs", type=int, default=100)
