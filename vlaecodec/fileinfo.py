@@ -2,7 +2,7 @@
 decoding) how close the file came to the model's -ELBO on the same images."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -43,3 +43,19 @@ def elbo_lines(data: bytes, h: Header, progress: Callable[[int], None] | None = 
     real = 8 * len(data) / (h.count * h.height * h.width)
     return [f"model -ELBO: {bpd:.4f} bits/dim",
             f"real / -ELBO: {real / bpd:.4f}" if bpd > 0 else "real / -ELBO: n/a"]
+
+
+def report(data: bytes, *, where: str = "<data>", elbo: bool = True, quiet: bool = False) -> Iterator[str]:
+    """Every line ``vlaecodec info`` prints, the header's first (before any decoding),
+    then for a lossless file with ``elbo`` the -ELBO comparison (a progress bar on a
+    terminal meanwhile, unless ``quiet``). Errors name the file ``where``."""
+    from .fileio import naming
+    from .progress import bar
+
+    with naming(where):
+        h, lines = header_lines(data)
+    yield from lines
+    if elbo and not h.lossy_level:
+        with naming(where), bar("decoding", h.count, quiet=quiet) as cb:
+            lines = elbo_lines(data, h, cb)
+        yield from lines

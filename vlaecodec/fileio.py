@@ -2,7 +2,8 @@
 
 A reader (or a crash, or a full disk) must never see half a file under the final name:
 every output is written to a temp file in the same folder, synced, then renamed.
-Errors are ``OSError``s that carry the file name, so a caller can print one line.
+Errors are ``OSError``s that carry the file name, so a caller can print one line;
+``naming`` gives a decoding error the name of the file it came from.
 """
 from __future__ import annotations
 
@@ -10,10 +11,27 @@ import errno
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Callable, Iterator, Union
 
 Content = Union[bytes, Callable[[BinaryIO], None]]
+
+
+class FileError(ValueError):
+    """A file that cannot be decoded (damaged, or its model missing or wrong); the message
+    starts with the file's name: ``a.vlae: corrupt header ...``."""
+
+
+@contextmanager
+def naming(where: str) -> Iterator[None]:
+    """Turn a container or model error raised inside into a ``FileError`` naming ``where``."""
+    from .container import ContainerError
+    from .zoo import ModelError
+    try:
+        yield
+    except (ContainerError, ModelError) as e:
+        raise FileError(f"{where}: {' '.join(str(e).split())}") from None
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool = False) -> None:

@@ -16,6 +16,9 @@ gives back the file type it was given:
 Pixels handed to a model are in its levels: 0/1 for a binary model, 0..255 for an
 8-bit one (a binary image given to an 8-bit model is coded as 0/255 and still written
 back in its own mode). Every failure is an ``ImageError`` with a one-line message.
+
+``compress_files`` and ``decompress_file`` are ``vlaecodec compress`` and ``decompress``
+without the parsing: paths in, files out, progress bars on a terminal.
 """
 from __future__ import annotations
 
@@ -25,11 +28,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .fileio import write_output
+from .fileio import check_writable, naming, write_output
+
+if TYPE_CHECKING:
+    from .codec import Archive
+    from .zoo import LoadedModel
 
 BINARY_MODES = ("1", "L-binary")
 # An output name with one of these suffixes names a file, never a folder to create.
@@ -39,6 +46,10 @@ IMAGE_SUFFIXES = (".png", ".pbm", ".pgm", ".pnm", ".bmp", ".gif", ".jpg", ".jpeg
 
 class ImageError(ValueError):
     """An input image cannot be coded as asked; the message says why, in one line."""
+
+
+class OptionError(ImageError):
+    """Options that do not go together (a usage error: the command line exits 2)."""
 
 
 # ------------------------------------------------------------------ reading
@@ -197,6 +208,34 @@ def names_to_store(stored: Sequence[str | None], want: bool | None) -> list[str]
     return names
 
 
+@dataclass
+class Prepared:
+    """Inputs made ready for ``vlaecodec.compress``: pixels in the model's levels, the
+    modes to write them back in, the names to store, the model, and how many pixels
+    --binarize changed."""
+    pixels: list[np.ndarray]
+    modes: list[str]
+    names: list[str] | None
+    model: LoadedModel
+    changed: int
+
+
+def prepare(items: Sequence[tuple[str, str | None]], model: str | None = None, *, binarize: bool = False,
+            names: bool | None = None) -> Prepared:
+    """``expand_inputs`` pairs -> a Prepared: the model named (loaded before any image is
+    read, so that a bad name fails first), else the default model of the images' kind."""
+    from . import zoo
+
+    loaded = zoo.load_model(model) if model else None
+    pictures = [read_image(read_input(path), describe(path)) for path, _ in items]
+    loaded = loaded or zoo.default_model(image_levels(pictures, binarize))
+    levels, size = loaded.config.pixel_levels, loaded.config.image_size
+    if binarize and levels != 2:
+        raise OptionError(f"--binarize is for binary models; model {loaded.name} codes 8-bit pixels as they are")
+    pixels, modes, changed = for_model(pictures, levels, size, loaded.name, binarize)
+    return Prepared(pixels, modes, names_to_store([name for _, name in items], names), loaded, changed)
+
+
 # ------------------------------------------------------------------ writing
 
 def png_bytes(pixels: np.ndarray, mode: str, levels: int = 2) -> bytes:
@@ -258,3 +297,69 @@ def write_images(paths: Sequence[str], images: Sequence[np.ndarray], modes: Sequ
         os.makedirs(folder, exist_ok=True)
     for path, pixels, mode in zip(paths, images, modes):
         write_output(path, png_bytes(pixels, mode, levels), overwrite=overwrite)
+
+
+def write_archive(archive: Archive, output: str, where: str, *, overwrite: bool = False) -> bool:
+    """Write a decoded archive's images where ``output_paths`` says; True if into a folder."""
+    into_folder, paths = output_paths(output, len(archive.images), archive.names, where)
+    write_images(paths, archive.images, archive.modes, archive.header.levels, overwrite=overwrite,
+                 folder=output if into_folder else None)
+    return into_folder
+
+
+# ------------------------------------------------------------------ whole commands
+
+def _count(n: int) -> str:
+    return f"{n} image{'s' * (n != 1)}"
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def compress_files(inputs: Sequence[str], output: str, model: str | None = None, *, names: bool | None = None,
+                   binarize: bool = False, lossy: bool = False, rate: int | None = None, jobs: int | None = None,
+                   overwrite: bool = False, quiet: bool = False, warn: Callable[[str], None] = _stderr) -> str:
+    """PNG paths (files, folders of PNGs, '-' for stdin) -> one .vlae file at ``output``
+    ('-' for stdout); returns the summary line (images, bytes, bits/dim).
+
+    Options that do not go together, the inputs and the output are checked before any
+    coding; ``warn`` gets the count of pixels that --binarize changed."""
+    from . import compress
+    from .progress import bar
+
+    if list(inputs).count("-") > 1:
+        raise OptionError("'-' (stdin) can be given only once")
+    if rate is not None and not lossy:
+        raise OptionError("--rate sets the lossy rate level: use it with --lossy")
+    items = expand_inputs(inputs)
+    check_writable(output, overwrite=overwrite)
+    got = prepare(items, model, binarize=binarize, names=names)
+    n, dims = len(got.pixels), len(got.pixels) * got.model.config.image_size ** 2
+    if got.changed:
+        warn(f"warning: --binarize changed {got.changed} of {dims} pixels (gray levels lost)")
+    with bar("compressing", n, quiet=quiet) as cb:
+        blob = compress(got.pixels, got.model, names=got.names, modes=got.modes, progress=cb, jobs=jobs,
+                        lossy=lossy, rate=rate)
+    write_output(output, blob, overwrite=overwrite)
+    return f"{_count(n)} -> {len(blob)} bytes ({8 * len(blob) / dims:.4f} bits/dim)"
+
+
+def decompress_file(file: str, output: str, model: str | None = None, *, jobs: int | None = None,
+                    overwrite: bool = False, quiet: bool = False) -> str | None:
+    """A .vlae file ('-' for stdin) -> PNGs where ``output_paths`` says, with the model
+    from the file's header unless ``model`` (a name or model file) is given. A decoding
+    error names the file (``FileError``). Returns a summary line when the images went
+    into a folder, else None."""
+    from . import decompress, inspect, load_model
+    from .progress import bar
+
+    data, where = read_input(file), describe(file)
+    loaded = load_model(model) if model else None
+    with naming(where):
+        n = inspect(data).count
+        with bar("decompressing", n, quiet=quiet) as cb:
+            archive = decompress(data, loaded, progress=cb, jobs=jobs)
+    if write_archive(archive, output, where, overwrite=overwrite):
+        return f"{_count(n)} -> {output.rstrip(os.sep)}{os.sep}"
+    return None

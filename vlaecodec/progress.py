@@ -74,7 +74,8 @@ ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 class Bars:
     """A ``progress_factory(label, total)`` for work in stages (the bench): each call
-    finishes the previous stage's bar and returns the next one."""
+    finishes the previous stage's bar and returns the next one; a context manager that
+    closes the last."""
 
     def __init__(self, *, quiet: bool = False, stream: TextIO | None = None):
         self.quiet, self.stream = quiet, stream
@@ -89,6 +90,12 @@ class Bars:
         if self._open is not None:
             self._open.close()
             self._open = None
+
+    def __enter__(self) -> "Bars":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def stage(factory: ProgressFactory | None, label: str, total: int) -> Any:
