@@ -40,6 +40,8 @@ def cli() -> None:
 @click.option("--lossy", is_flag=True, help="Keep only each image's latent code (a few bytes); decompression "
               "redraws the details with the model.")
 @click.option("--rate", type=click.IntRange(min=1), help="Lossy level: 1 (fewest bytes) up; default: the model's.")
+@click.option("--particles", type=click.IntRange(1, 64), default=1, help="Monte Carlo bits-back with K particles: "
+              "archives near the IWAE bound (K=4: ~0.7% smaller, ~1.7x slower).")
 @JOBS
 @FORCE
 @QUIET
@@ -47,10 +49,9 @@ def cli() -> None:
 def compress(quiet: bool, **options: Any) -> None:
     """Compress PNG images into one .vlae archive.
 
-    INPUTS are PNG files, folders of PNGs (name order) or '-' for one PNG on stdin.
-    All images share one bits-back stack, so many images cost much less each than
-    one. Binary images (mode '1', or gray with only 0/255) go to a binary model, other
-    grayscale ones to an 8-bit model; each comes back in its own mode.
+    INPUTS are PNG files, folders of PNGs (name order) or '-' for one PNG on stdin. Images
+    share one bits-back stack, so many cost much less each than one. Binary images (mode
+    '1', or gray with only 0/255) go to a binary model, other gray ones to an 8-bit model.
 
     \b
     Example:
@@ -92,8 +93,8 @@ def decompress(quiet: bool, **options: Any) -> None:
 @QUIET
 @friendly
 def info(file: str, elbo: bool, quiet: bool) -> None:
-    """Describe a .vlae file: model, image count and size, bytes and real bits/dim; with
-    --elbo, the model's -ELBO on its images too (a bits-back file comes within ~0.5%).
+    """Describe a .vlae file: model, image count and size, bytes, real bits/dim; with --elbo,
+    the model's -ELBO on its images too (a bits-back file comes within ~0.5%).
 
     \b
     Example:
@@ -111,9 +112,7 @@ def models() -> None:
     images it codes, prior, receptive field (rows above a pixel), test -ELBO, lossy rate
     levels (bits per image), and '*' for the default model of its kind.
 
-    \b
-    Example:
-        vlaecodec models
+    Example: vlaecodec models
     """
     click.echo("\n".join(zoo.model_lines()) or "no models installed (shipped models live in "
                "vlaecodec/checkpoints; add folders with $VLAECODEC_MODELS)")

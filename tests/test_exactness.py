@@ -19,6 +19,8 @@ import time
 import numpy as np
 import pytest
 
+from vlaecodec import container
+
 from conftest import TINY8_NAME, TINY_NAME, synthetic_digits, synthetic_gray
 
 # Runs in each child. argv[1]: a JSON job. Prints one JSON line.
@@ -60,7 +62,7 @@ for name, path in job["decode"].items():
                             "modes": a.modes}
 for name, spec in job["encode"].items():
     x = list(np.load(spec["images"]))
-    blob = vlaecodec.compress(x, spec["model"], names=spec["names"])
+    blob = vlaecodec.compress(x, spec["model"], names=spec["names"], particles=spec.get("particles", 1))
     out["encoded"][name] = hashlib.sha256(blob).hexdigest()
 out["torch_loaded_by_coding"] = (not torch_before) and "torch" in sys.modules
 f = np.__dict__.get("_core", None)
@@ -108,26 +110,35 @@ def runs(tiny, tiny8, tmp_path_factory):
     # 8-bit images through an 8-bit model: the categorical path (integer softmax,
     # 24-bit frequencies) must be just as machine-independent.
     gray, gray1 = synthetic_gray(12, seed=43), synthetic_gray(1, seed=44)
+    mc = synthetic_digits(container.MC_WARMUP + 40, seed=45)
     files = {"chain": vlaecodec.compress(list(chain), tiny, names=names),
              "single": vlaecodec.compress(list(single), tiny),
              "gray-chain": vlaecodec.compress(list(gray), tiny8),
-             "gray-single": vlaecodec.compress(list(gray1), tiny8)}
+             "gray-single": vlaecodec.compress(list(gray1), tiny8),
+             # Monte Carlo bits-back: the particle index is drawn from weights both sides
+             # compute (past the one-particle warm-up, hence the longer chain).
+             "mc-chain": vlaecodec.compress(list(mc), tiny, particles=2)}
     assert len(vlaecodec.inspect(files["chain"]).schedule) >= 2     # bits-back batches inside
     assert len(vlaecodec.inspect(files["gray-chain"]).schedule) >= 2
+    sched = vlaecodec.inspect(files["mc-chain"]).schedule
+    assert sum(s for s, _ in sched[1:-1]) >= container.MC_WARMUP    # the last batch has 2 particles
     for k, blob in files.items():
         (d / f"{k}.vlae").write_bytes(blob)
     sources = {"chain": (chain, TINY_NAME, names), "single": (single, TINY_NAME, None),
-               "gray-chain": (gray, TINY8_NAME, None), "gray-single": (gray1, TINY8_NAME, None)}
+               "gray-chain": (gray, TINY8_NAME, None), "gray-single": (gray1, TINY8_NAME, None),
+               "mc-chain": (mc, TINY_NAME, None)}
     for k, (x, _, _) in sources.items():
         np.save(d / f"{k}.npy", x)
     job = {"decode": {k: str(d / f"{k}.vlae") for k in files},
-           "encode": {k: {"images": str(d / f"{k}.npy"), "model": m, "names": nm}
+           "encode": {k: {"images": str(d / f"{k}.npy"), "model": m, "names": nm,
+                          "particles": vlaecodec.inspect(files[k]).particles}
                       for k, (_, m, nm) in sources.items()}}
     expected = {
         "decoded": {"chain": {"pixels": _pixels_sha(chain), "names": names, "modes": ["1"] * 20},
                     "single": {"pixels": _pixels_sha(single), "names": None, "modes": ["1"]},
                     "gray-chain": {"pixels": _pixels_sha(gray), "names": None, "modes": ["L"] * 12},
-                    "gray-single": {"pixels": _pixels_sha(gray1), "names": None, "modes": ["L"]}},
+                    "gray-single": {"pixels": _pixels_sha(gray1), "names": None, "modes": ["L"]},
+                    "mc-chain": {"pixels": _pixels_sha(mc), "names": None, "modes": ["1"] * len(mc)}},
         "encoded": {k: hashlib.sha256(b).hexdigest() for k, b in files.items()},
     }
     pending = list(SETTINGS.items())

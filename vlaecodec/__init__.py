@@ -35,7 +35,8 @@ Progress = Callable[[int], None]
 def compress(images: Sequence[np.ndarray], model: "LoadedModel | str | None" = None, *,
              names: Sequence[str] | None = None, modes: Sequence[str] | None = None,
              progress: Progress | None = None, stats: dict | None = None, jobs: int | None = None,
-             lossy: bool = False, rate: int | None = None, draw: int | None = None) -> bytes:
+             lossy: bool = False, rate: int | None = None, draw: int | None = None,
+             particles: int = 1) -> bytes:
     """Compress images (uint8 arrays of the model's size; 0/1 pixels for binary models)
     into one .vlae byte string. ``names`` are stored (compactly) if given; ``modes``
     ('1', 'L-binary' or 'L'; default '1' for binary models) say how each image is
@@ -44,10 +45,12 @@ def compress(images: Sequence[np.ndarray], model: "LoadedModel | str | None" = N
     ``jobs`` processes code long archives as parallel chains (default: the usable
     cores); ``stats`` receives the file's make-up (chains, batches, direct part).
     ``lossy=True`` keeps only each image's latent code at rate level ``rate`` (see
-    ``vlaecodec.lossy``); decompression then redraws the images (``draw``)."""
+    ``vlaecodec.lossy``); decompression then redraws the images (``draw``).
+    ``particles=K`` (K > 1) codes archives at the importance-weighted bound with K
+    particles (Monte Carlo bits-back): smaller, about K times slower."""
     from . import codec
     return codec.compress(images, _resolve(model), names=names, modes=modes, progress=progress,
-                          stats=stats, jobs=jobs, lossy=lossy, rate=rate, draw=draw)
+                          stats=stats, jobs=jobs, lossy=lossy, rate=rate, draw=draw, particles=particles)
 
 
 def decompress(data: bytes, model: "LoadedModel | str | None" = None, *,

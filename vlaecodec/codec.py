@@ -40,7 +40,9 @@ import numpy as np
 
 from . import numerics as nx
 from .arith import ArithDecoder, ArithEncoder
-from .container import (MAX_BATCH, MAX_DIRECT, ContainerError, Header, chain_count, default_mode, max_bits_back_batches,
+from . import container as _container
+from .container import (MAX_BATCH, MAX_DIRECT, MAX_PARTICLES, ContainerError, Header, batch_particles,
+                        chain_count, default_mode, max_bits_back_batches,
                         pack, unpack)
 from .intnet import BinCode, IntVLAE
 from .zoo import DEFAULT_MODELS, LoadedModel, ModelError, find_by_hash
@@ -132,11 +134,7 @@ def _decode_direct(net: IntVLAE, b: int, dec: ArithDecoder) -> np.ndarray:
     return out.T.reshape(b, net.size, net.size)
 
 
-# -log2(f / 2**16) in units of 2**-16, for every frequency f: an encoder-side score. Its
-# values sit at least 5e-6 from a rounding tie (checked in tests/test_codec.py), so any
-# log2 correct to ~1e-9 builds the same integers: the encoder's choices, hence its files,
-# do not depend on the machine's libm.
-_NLL_Q16 = np.concatenate([[0.0], np.rint(-np.log2(np.arange(1, PIXEL_TOTAL) / PIXEL_TOTAL) * 65536)])
+_NLL_Q16 = nx.NLL_Q16   # -log2(f / 2**16) in units of 2**-16 bits (see numerics)
 
 
 def _pixel_bits(x: np.ndarray, f1: np.ndarray) -> np.ndarray:
@@ -146,18 +144,17 @@ def _pixel_bits(x: np.ndarray, f1: np.ndarray) -> np.ndarray:
     return _NLL_Q16[p.astype(np.intp)].sum(1)
 
 
-def _pixel_cost(net: IntVLAE, x: np.ndarray, z: np.ndarray, chunk: int = 8) -> np.ndarray:
-    """-log2 P(x | z) per image, in units of 2**-16 bits (an encoder-side score). 8-bit
-    models: scored from the top 16 bits of each 24-bit frequency, a few images at a time
-    (256 frequencies per pixel would not fit in memory for a whole search)."""
+def _pixel_nll_q16(net: IntVLAE, x: np.ndarray, z: np.ndarray, chunk: int = 8) -> np.ndarray:
+    """-log2 P(x | z) per image, in units of 2**-16 bits (int64), from the coder's integer
+    frequencies (``numerics.nll_q16``): the same integers on every machine. 8-bit models
+    a few images at a time (256 frequencies per pixel would not fit for a large batch)."""
     if net.levels == 2:
-        return _pixel_bits(x, net.pixel_freqs(x, z))
-    out = np.empty(len(x))
+        return _pixel_bits(x, net.pixel_freqs(x, z)).astype(np.int64)
+    out = np.empty(len(x), np.int64)
     for i in range(0, len(x), chunk):
         f = net.pixel_freqs(x[i:i + chunk], z[i:i + chunk])           # (b, HW, 256)
         xf = x[i:i + chunk].reshape(len(f), -1, 1).astype(np.intp)
-        p = np.take_along_axis(f, xf, axis=2)[..., 0] >> (nx.CAT_FREQ_BITS - nx.PIXEL_FREQ_BITS)
-        out[i:i + chunk] = _NLL_Q16[np.clip(p, 1, PIXEL_TOTAL - 1)].sum(1)
+        out[i:i + chunk] = nx.nll_q16(np.take_along_axis(f, xf, axis=2)[..., 0], nx.CAT_FREQ_BITS).sum(1)
     return out
 
 
@@ -189,12 +186,12 @@ def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 2, code: BinCo
     step = np.array([s for _, k in sent for s in range(1, k)])
     kk = np.array([k for _, k in sent for _ in range(1, k)])
     rows = np.arange(b)[:, None]
-    cost = _pixel_cost(net, x, z)
+    cost = _pixel_nll_q16(net, x, z)
     for _ in range(rounds):
         cand = np.repeat(js[:, None, :], len(mi), axis=1)            # (b, moves, d)
         cand[:, np.arange(len(mi)), mi] = (js[:, mi] + step) % kk
         xs = np.repeat(x, len(mi), axis=0)
-        c = _pixel_cost(net, xs, net.direct_latents(cand.reshape(-1, d), code)).reshape(b, -1)
+        c = _pixel_nll_q16(net, xs, net.direct_latents(cand.reshape(-1, d), code)).reshape(b, -1)
         best = c.argmin(1)
         single, single_cost = cand[np.arange(b), best], c[np.arange(b), best]
         joint = js.copy()
@@ -203,7 +200,7 @@ def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 2, code: BinCo
             bi = cols[c[:, cols].argmin(1)]
             ok = c[np.arange(b), bi] < cost
             joint[ok, i] = cand[rows[ok, 0], bi[ok], i]
-        joint_cost = _pixel_cost(net, x, net.direct_latents(joint, code))
+        joint_cost = _pixel_nll_q16(net, x, net.direct_latents(joint, code))
         use_joint = joint_cost < single_cost
         new = np.where(use_joint[:, None], joint, single)
         new_cost = np.where(use_joint, joint_cost, single_cost)
@@ -215,47 +212,52 @@ def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 2, code: BinCo
 
 
 # --------------------------------------------------------------- bits-back batches
+# Each step of a bits-back batch is a pair of functions, push and pop, written as
+# mirrors: whatever one side pops, the other pushes with the same integer tables, in the
+# reverse order.
 
-def _push_bits_back(net: IntVLAE, x: np.ndarray, coder, posterior: tuple[np.ndarray, np.ndarray]) -> None:
-    b, g = x.shape[0], net.grid
-    # 1. pop z ~ Q(z|x) on the grid: the bits this takes are given back by the decoder's
-    #    last step. Image-major order, in chunks (popping chunk after chunk = one pop).
-    mean, log_std = posterior
+def _posterior_tables(net: IntVLAE, mean: np.ndarray, log_std: np.ndarray):
+    """Q(z|x) frequency tables for images in chunks: yields (rows, tables (n*D, cells))."""
+    for r in range(0, len(mean), POSTERIOR_CHUNK):
+        yield slice(r, r + POSTERIOR_CHUNK), net.grid.posterior_freqs(
+            mean[r:r + POSTERIOR_CHUNK].ravel(), log_std[r:r + POSTERIOR_CHUNK].ravel())
+
+
+def _pop_posterior(net: IntVLAE, coder, mean: np.ndarray, log_std: np.ndarray) -> np.ndarray:
+    """Pop z ~ Q(z|x) on the grid (bits the other side gives back): grid indices (B, D).
+    Image-major order, in chunks (popping chunk after chunk = one pop)."""
     k = np.empty(mean.shape, np.int64)
-    for r in range(0, b, POSTERIOR_CHUNK):
-        q = g.posterior_freqs(mean[r:r + POSTERIOR_CHUNK].ravel(), log_std[r:r + POSTERIOR_CHUNK].ravel())
-        k[r:r + POSTERIOR_CHUNK] = coder.decode(_CATEGORICAL, q).reshape(-1, mean.shape[1]) - g.K
-    z = g.values(k)
-    # 2. push x | z: the decoder pops pixel t = 0 first, images inner.
+    for rows, q in _posterior_tables(net, mean, log_std):
+        k[rows] = coder.decode(_CATEGORICAL, q).reshape(-1, mean.shape[1]) - net.grid.K
+    return k
+
+
+def _push_posterior(net: IntVLAE, coder, k: np.ndarray, mean: np.ndarray, log_std: np.ndarray) -> None:
+    """Mirror of ``_pop_posterior``: the last chunk goes first, so pops read chunk 0 first."""
+    for rows, q in reversed(list(_posterior_tables(net, mean, log_std))):
+        coder.encode_reverse(np.ascontiguousarray((k[rows] + net.grid.K).ravel(), dtype=np.int32), _CATEGORICAL, q)
+
+
+def _push_pixels(net: IntVLAE, coder, x: np.ndarray, z: np.ndarray) -> None:
+    """Push x | z so that the decoder pops pixel t = 0 first, images inner."""
+    b = len(x)
     values = np.ascontiguousarray(x.reshape(b, -1).T, dtype=np.int32)   # (HW, B)
     if net.levels == 2:
         f1 = net.pixel_freqs(x, z)
         coder.encode_reverse(values.ravel(), _BERNOULLI, np.ascontiguousarray(f1.T.ravel()) / PIXEL_TOTAL)
-    else:
-        # 256 frequencies per pixel: from the features, a few pixel positions at a time,
-        # the last positions first (so the decoder's pops meet position 0 first).
-        a = net.pixel_features(x, z).transpose(1, 0, 2)                 # (HW, B, C)
-        for t0 in reversed(range(0, a.shape[0], PIXEL_PUSH_STEPS)):
-            f = net.head(a[t0:t0 + PIXEL_PUSH_STEPS])                  # (steps, B, 256)
-            coder.encode_reverse(values[t0:t0 + PIXEL_PUSH_STEPS].ravel(), _CATEGORICAL,
-                                 f.reshape(-1, net.levels).astype(np.float64))
-    # 3. push z under p(z): the decoder pops dimension 0 first, images inner. One prior
-    #    pass gives every conditional mean, since m_i only reads z_<i.
-    m = net.prior_means(z)
-    coder.encode_reverse(np.ascontiguousarray((k.T + g.K).ravel(), dtype=np.int32), _CATEGORICAL,
-                         g.prior_freqs(m.T.ravel()))
+        return
+    # 256 frequencies per pixel: from the features, a few pixel positions at a time,
+    # the last positions first (so the decoder's pops meet position 0 first).
+    a = net.pixel_features(x, z).transpose(1, 0, 2)                     # (HW, B, C)
+    for t0 in reversed(range(0, a.shape[0], PIXEL_PUSH_STEPS)):
+        f = net.head(a[t0:t0 + PIXEL_PUSH_STEPS])                      # (steps, B, 256)
+        coder.encode_reverse(values[t0:t0 + PIXEL_PUSH_STEPS].ravel(), _CATEGORICAL,
+                             f.reshape(-1, net.levels).astype(np.float64))
 
 
-def _pop_bits_back(net: IntVLAE, b: int, coder) -> np.ndarray:
-    g, d = net.grid, net.cfg.latent_dim
-    # 3'. pop z under p(z), one dimension at a time.
-    z = np.zeros((b, d))
-    k = np.empty((b, d), np.int64)
-    for i in range(d):
-        m = net.prior_means(z)[:, i] if net.prior_steps else np.zeros(b)
-        k[:, i] = coder.decode(_CATEGORICAL, g.prior_freqs(m)) - g.K
-        z[:, i] = g.values(k[:, i])
-    # 2'. pop x | z, pixel by pixel.
+def _pop_pixels(net: IntVLAE, coder, z: np.ndarray) -> np.ndarray:
+    """Mirror of ``_push_pixels``: pixel by pixel, with the stepper."""
+    b = len(z)
     st = net.stepper(z)
     hw = net.size * net.size
     out = np.empty((hw, b), np.uint8)
@@ -265,15 +267,123 @@ def _pop_bits_back(net: IntVLAE, b: int, coder) -> np.ndarray:
         else:
             out[t] = coder.decode(_CATEGORICAL, st.freqs(t).astype(np.float64))
         st.set_pixel(t, out[t])
-    x = out.T.reshape(b, net.size, net.size)
-    # 1'. push z back under Q(z|x): returns the bits the encoder popped (mirror of 1:
-    #     the last chunk goes first so the encoder's pops read chunk 0 first).
+    return out.T.reshape(b, net.size, net.size)
+
+
+def _push_prior(net: IntVLAE, coder, k: np.ndarray) -> None:
+    """Push z under p(z): the decoder pops dimension 0 first, images inner. One prior
+    pass gives every conditional mean, since m_i only reads z_<i."""
+    g = net.grid
+    m = net.prior_means(g.values(k))
+    coder.encode_reverse(np.ascontiguousarray((k.T + g.K).ravel(), dtype=np.int32), _CATEGORICAL,
+                         g.prior_freqs(m.T.ravel()))
+
+
+def _pop_prior(net: IntVLAE, coder, b: int) -> np.ndarray:
+    """Mirror of ``_push_prior``: one dimension at a time (m_i needs z_<i)."""
+    g, d = net.grid, net.cfg.latent_dim
+    z = np.zeros((b, d))
+    k = np.empty((b, d), np.int64)
+    for i in range(d):
+        m = net.prior_means(z)[:, i] if net.prior_steps else np.zeros(b)
+        k[:, i] = coder.decode(_CATEGORICAL, g.prior_freqs(m)) - g.K
+        z[:, i] = g.values(k[:, i])
+    return k
+
+
+def _push_bits_back(net: IntVLAE, x: np.ndarray, coder, posterior: tuple[np.ndarray, np.ndarray],
+                    particles: int = 1) -> None:
+    """One bits-back batch at the ELBO (``particles`` = 1) or, with K > 1 particles, at
+    the importance-weighted bound (Monte Carlo bits-back, Ruan et al. 2021)::
+
+        push (encode)                             pop (decode), the exact mirror
+        1. pop  z_1..z_K ~ Q(z|x)                 7'. push z_1..z_K under Q(z|x)
+        2. pop  j ~ w_j / sum_k w_k               6'. push j under the same weights
+        3. push j, uniform over K                 5'. pop  j, uniform
+        4. push z_k (k != j) under Q(z|x)         4'. pop  z_k (k != j) under Q(z|x)
+        5. push x | z_j                           3'. pop  x | z_j (stepper)
+        6. push z_j under p(z)                    2'. pop  z_j under p(z)
+
+    with w_k = P(x|z_k) P(z_k) / Q(z_k|x) from the integer tables (``_log_weights``).
+    Net cost: -log2 (1/K sum_k w_k), the IWAE bound; K = 1 is steps 1, 5, 6."""
+    mean, log_std = posterior
+    if particles == 1:
+        k = _pop_posterior(net, coder, mean, log_std)
+        _push_pixels(net, coder, x, net.grid.values(k))
+        _push_prior(net, coder, k)
+        return
+    ks = [_pop_posterior(net, coder, mean, log_std) for _ in range(particles)]          # 1
+    kk = np.stack(ks, axis=1)                                                           # (B, K, D)
+    j = coder.decode(_CATEGORICAL, _weight_freqs(net, x, kk, mean, log_std)).astype(np.int64)   # 2
+    b = len(x)
+    coder.encode_reverse(j.astype(np.int32), _CATEGORICAL, np.ones((b, particles)))     # 3
+    others = _others(kk, j)                                                             # (B, K-1, D)
+    for o in reversed(range(particles - 1)):                                            # 4
+        _push_posterior(net, coder, others[:, o], mean, log_std)
+    kj = kk[np.arange(b), j]
+    _push_pixels(net, coder, x, net.grid.values(kj))                                    # 5
+    _push_prior(net, coder, kj)                                                         # 6
+
+
+def _pop_bits_back(net: IntVLAE, b: int, coder, particles: int = 1) -> np.ndarray:
+    """Mirror of ``_push_bits_back``."""
+    k = _pop_prior(net, coder, b)                                                       # 2' (6)
+    x = _pop_pixels(net, coder, net.grid.values(k))                                     # 3' (5)
     mean, log_std = net.posterior(x)
-    for r in reversed(range(0, b, POSTERIOR_CHUNK)):
-        q = g.posterior_freqs(mean[r:r + POSTERIOR_CHUNK].ravel(), log_std[r:r + POSTERIOR_CHUNK].ravel())
-        coder.encode_reverse(np.ascontiguousarray((k[r:r + POSTERIOR_CHUNK] + g.K).ravel(), dtype=np.int32),
-                             _CATEGORICAL, q)
+    if particles == 1:
+        _push_posterior(net, coder, k, mean, log_std)                                   # (1)
+        return x
+    others = np.stack([_pop_posterior(net, coder, mean, log_std)                        # 4'
+                       for _ in range(particles - 1)], axis=1)
+    j = coder.decode(_CATEGORICAL, np.ones((b, particles))).astype(np.int64)            # 5'
+    kk = _insert(others, k, j)
+    coder.encode_reverse(j.astype(np.int32), _CATEGORICAL, _weight_freqs(net, x, kk, mean, log_std))   # 6'
+    for p in reversed(range(particles)):                                                # 7'
+        _push_posterior(net, coder, kk[:, p], mean, log_std)
     return x
+
+
+def _others(kk: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """The particles other than j, in order: (B, K, D) -> (B, K-1, D)."""
+    keep = np.arange(kk.shape[1])[None, :] != j[:, None]
+    return kk[keep].reshape(kk.shape[0], kk.shape[1] - 1, kk.shape[2])
+
+
+def _insert(others: np.ndarray, kj: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Inverse of ``_others``: put particle j back at position j."""
+    b, k1, d = others.shape
+    kk = np.empty((b, k1 + 1, d), others.dtype)
+    pos = np.arange(k1 + 1)[None, :]
+    kk[pos == j[:, None]] = kj
+    kk[pos != j[:, None]] = others.reshape(-1, d)
+    return kk
+
+
+def _log_weights(net: IntVLAE, x: np.ndarray, kk: np.ndarray, mean: np.ndarray, log_std: np.ndarray) -> np.ndarray:
+    """log2 w_k = log2 Q(z_k|x) - log2 P(z_k) - log2 P(x|z_k) in units of 2**-16 bits,
+    (B, K) int64, from the coders' integer frequencies through ``numerics.nll_q16``: the
+    encoder and the decoder compute the same integers on every machine."""
+    g = net.grid
+    b, n_p, d = kk.shape
+    lw = np.zeros((b, n_p), np.int64)
+    for rows, q in _posterior_tables(net, mean, log_std):          # Q: one table per image and dim
+        q = q.reshape(-1, d, g.size)
+        kr = kk[rows] + g.K                                         # (n, K, D)
+        f = np.take_along_axis(q[:, None], kr[..., None], axis=3)[..., 0]
+        lw[rows] -= nx.nll_q16(f, nx.CDF_BITS).sum(2)
+    for p in range(n_p):
+        z = g.values(kk[:, p])
+        m = net.prior_means(z)
+        f = np.take_along_axis(g.prior_freqs(m.ravel()), (kk[:, p] + g.K).reshape(-1, 1), axis=1)
+        lw[:, p] += nx.nll_q16(f.reshape(b, d), nx.CDF_BITS).sum(1)
+        lw[:, p] += _pixel_nll_q16(net, x, z)
+    return -lw
+
+
+def _weight_freqs(net: IntVLAE, x: np.ndarray, kk: np.ndarray, mean: np.ndarray, log_std: np.ndarray) -> np.ndarray:
+    """The particle index's distribution w_k / sum w, as integer frequencies (B, K)."""
+    return nx.categorical_freqs(_log_weights(net, x, kk, mean, log_std), nx.exp2_table(),
+                                shift=nx.EXP2_SHIFT).astype(np.float64)
 
 
 # ------------------------------------------------------------------- scheduling
@@ -332,7 +442,7 @@ def _check_images(images: Sequence[np.ndarray], net: IntVLAE) -> np.ndarray:
 
 
 def _compress_chain(net: IntVLAE, x: np.ndarray, progress: Progress = None,
-                    stats: dict | None = None) -> tuple[list[tuple[int, bool]], bytes]:
+                    stats: dict | None = None, particles: int = 1) -> tuple[list[tuple[int, bool]], bytes]:
     """One bits-back chain: its batch schedule and its payload bytes."""
     n = len(x)
     post = [net.posterior(x[i:i + 500]) for i in range(0, n, 500)]
@@ -365,14 +475,17 @@ def _compress_chain(net: IntVLAE, x: np.ndarray, progress: Progress = None,
     if pos == n:
         return schedule, start
     coder = new_coder(_bytes_to_words(start), seal=True)
-    batch_limit = max_bits_back_batches(n)
+    batch_limit = max_bits_back_batches(n, particles)
     while pos < n:
+        k = batch_particles(pos - n_direct, particles)   # a batch pops K latents per image
         avail = coder.num_valid_bits() / STACK_MARGIN
-        cum = np.cumsum(need[pos:pos + MAX_BATCH])
+        cum = k * np.cumsum(need[pos:pos + MAX_BATCH])
+        if k == 1 and particles > 1:   # the young stack's batches end where the warm-up does
+            cum = cum[:max(1, _container.MC_WARMUP - (pos - n_direct))]
         b = max(1, int(np.searchsorted(cum, avail, side="right")))
         if len(schedule) == batch_limit:   # the container's bound: take what is left
             b = n - pos                     # (never reached by real images)
-        _push_bits_back(net, x[pos:pos + b], coder, (mean_all[pos:pos + b], log_std_all[pos:pos + b]))
+        _push_bits_back(net, x[pos:pos + b], coder, (mean_all[pos:pos + b], log_std_all[pos:pos + b]), k)
         schedule.append((b, True))
         pos += b
         if progress:
@@ -384,15 +497,17 @@ def _compress_chain(net: IntVLAE, x: np.ndarray, progress: Progress = None,
     return schedule, payload
 
 
-def _decompress_chain(net: IntVLAE, sizes: list[int], payload: bytes, progress: Progress = None) -> np.ndarray:
+def _decompress_chain(net: IntVLAE, sizes: list[int], payload: bytes, progress: Progress = None,
+                      particles: int = 1) -> np.ndarray:
     """Undo one chain (batches in reverse), then its direct start."""
     parts: list[np.ndarray] = []
     done = 0
     try:
         if len(sizes) > 1:
             coder = new_coder(_bytes_to_words(payload))
-            for b in reversed(sizes[1:]):
-                parts.append(_pop_bits_back(net, b, coder))
+            starts = np.cumsum([0] + sizes[1:-1])       # bits-back images before each batch
+            for b, before in zip(reversed(sizes[1:]), reversed(starts.tolist())):
+                parts.append(_pop_bits_back(net, b, coder, batch_particles(before, particles)))
                 done += b
                 if progress:
                     progress(done)
@@ -437,14 +552,14 @@ def _pool(workers: int):
     return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
 
 
-def _chain_encode_job(x: np.ndarray) -> tuple[list[tuple[int, bool]], bytes, dict]:
+def _chain_encode_job(x: np.ndarray, particles: int) -> tuple[list[tuple[int, bool]], bytes, dict]:
     st: dict = {}
-    sched, payload = _compress_chain(_WORKER_NET, x, stats=st)
+    sched, payload = _compress_chain(_WORKER_NET, x, stats=st, particles=particles)
     return sched, payload, st
 
 
-def _chain_decode_job(sizes: list[int], payload: bytes) -> np.ndarray:
-    return _decompress_chain(_WORKER_NET, sizes, payload)
+def _chain_decode_job(sizes: list[int], payload: bytes, particles: int) -> np.ndarray:
+    return _decompress_chain(_WORKER_NET, sizes, payload, particles=particles)
 
 
 def _run_chains(net: IntVLAE, jobs: int, fn, args: list[tuple], sizes: list[int], progress: Progress) -> list:
@@ -479,12 +594,14 @@ def _run_chains(net: IntVLAE, jobs: int, fn, args: list[tuple], sizes: list[int]
 def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequence[str] | None = None,
              modes: Sequence[str] | None = None, progress: Progress = None,
              stats: dict | None = None, jobs: int | None = None, lossy: bool = False,
-             rate: int | None = None, draw: int | None = None) -> bytes:
+             rate: int | None = None, draw: int | None = None, particles: int = 1) -> bytes:
     """Code ``images`` into one .vlae file. Archives of ``2 * CHAIN_IMAGES`` images or more
     are split into one chain per CHAIN_IMAGES images, coded by ``jobs`` processes
     (default: the usable cores; the file does not depend on it). ``stats``, if given,
     receives the file's make-up. ``lossy``: keep only each image's latents, at rate
-    level ``rate`` (see lossy.py); decoding redraws the pixels (``draw``)."""
+    level ``rate`` (see lossy.py); decoding redraws the pixels (``draw``). ``particles``:
+    K > 1 codes each bits-back image at the importance-weighted bound with K particles
+    (Monte Carlo bits-back: smaller files, about K times the coding work)."""
     net = loaded.net
     x = _check_images(images, net)
     n = len(x)
@@ -495,6 +612,8 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
         from . import lossy as lz
         if net.levels != 2:
             raise ContainerError(f"lossy mode needs a binary model; {loaded.name} codes {net.levels}-level pixels")
+        if particles != 1:
+            raise ContainerError("particles apply to lossless (bits-back) archives, not to lossy files")
         level = lz.DEFAULT_LEVEL if rate is None else int(rate)
         draw = lz.DEFAULT_DRAW if draw is None else int(draw)
         if not 0 <= draw <= lz.DRAW_PICK + 6:
@@ -514,15 +633,18 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
         return pack(header, payload, [payload])
     if rate is not None or draw is not None:
         raise ContainerError("rate and draw apply to lossy files only (pass lossy=True)")
+    particles = int(particles)
+    if not 1 <= particles <= MAX_PARTICLES:
+        raise ContainerError(f"particles must be 1..{MAX_PARTICLES}")
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
     n_chains = chain_count(n)
     bounds = [i * n // n_chains for i in range(n_chains + 1)]
     st: dict = {}
     if n_chains == 1:
-        schedule, payload = _compress_chain(net, x, progress, st)
+        schedule, payload = _compress_chain(net, x, progress, st, particles)
         chain_bytes: list[int] = []
     else:
-        results = _run_chains(net, jobs, _chain_encode_job, [(x[a:b],) for a, b in zip(bounds, bounds[1:])],
+        results = _run_chains(net, jobs, _chain_encode_job, [(x[a:b], particles) for a, b in zip(bounds, bounds[1:])],
                               list(np.diff(bounds)), progress)
         schedule = [e for sched, _, _ in results for e in sched]
         chain_bytes = [len(p) for _, p, _ in results[:-1]]
@@ -534,7 +656,7 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
                     model_name=None if loaded.name in DEFAULT_MODELS.values() else loaded.name,
                     schedule=schedule if len(schedule) > 1 else None, chain_bytes=chain_bytes or None,
                     names=list(names) if names is not None else None, modes=modes,
-                    levels=net.levels)
+                    levels=net.levels, particles=particles if len(schedule) > 1 else 1)
     if stats is not None:
         stats.update(st, chains=n_chains, batches=len(schedule), payload_bytes=len(payload))
     return pack(header, payload, x)
@@ -575,10 +697,10 @@ def decompress(data: bytes, loaded: LoadedModel | None = None, *, progress: Prog
     cuts = np.cumsum([0] + (header.chain_bytes or []) + [len(payload) - sum(header.chain_bytes or [])])
     parts = [payload[a:b] for a, b in zip(cuts, cuts[1:])]
     if len(chains) == 1:
-        images = _decompress_chain(net, chains[0], parts[0], progress)
+        images = _decompress_chain(net, chains[0], parts[0], progress, header.particles)
     else:
         jobs = default_jobs() if jobs is None else max(1, int(jobs))
-        images = np.concatenate(_run_chains(net, jobs, _chain_decode_job, list(zip(chains, parts)),
+        images = np.concatenate(_run_chains(net, jobs, _chain_decode_job, [(c, p, header.particles) for c, p in zip(chains, parts)],
                                             [sum(c) for c in chains], progress))
     if progress:
         progress(header.count)

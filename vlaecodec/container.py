@@ -16,6 +16,8 @@ and varints: 10 bytes for one image of the default model::
     [..]    1     lossy: rate level (low 4 bits) and how pixels are drawn (high 4 bits), if
                   X_LOSSY; the payload is then the latents' bits only, and the final CRC
                   covers the payload instead of the pixels (they are redrawn from it)
+    [..]    1     particles K (2..MAX_PARTICLES), if X_PARTICLES: bits-back batches code each
+                  image at the importance-weighted bound with K particles (codec.py)
     [..]    var   chains, if SCHED: the number of independent bits-back chains (coded in
                   parallel), then for each chain its batch count and batch sizes (a chain's
                   first batch is coded directly, the others with bits back), then the
@@ -50,7 +52,7 @@ HASH_BYTES = 3
 DEFAULT_SHAPE = (28, 28)
 
 F_MULTI, F_SCHED, F_NAMES, F_EXT = 1, 2, 4, 8
-X_NAME, X_SHAPE, X_LEVELS, X_MODES, X_LOSSY = 1, 2, 4, 8, 16
+X_NAME, X_SHAPE, X_LEVELS, X_MODES, X_LOSSY, X_PARTICLES = 1, 2, 4, 8, 16, 32
 
 # Image modes: how an image is written back. Binary images came in as mode-1 PNGs or as
 # grayscale PNGs holding only 0 and 255; 8-bit images are grayscale.
@@ -65,6 +67,8 @@ MAX_BATCH = 1000          # images per bits-back batch
 MAX_DIRECT = 16           # images in the directly coded batch (its exact coder is quadratic in length)
 MAX_SIDE = 1024
 MAX_CHAINS = 256
+MAX_PARTICLES = 64        # Monte Carlo bits-back: each particle costs a parallel network pass
+MC_WARMUP = 256           # bits-back images per chain coded with one particle first
 CHAIN_IMAGES = 5000       # an encoder makes one chain per CHAIN_IMAGES images
 
 
@@ -73,12 +77,21 @@ def chain_count(count: int) -> int:
     return max(1, min(MAX_CHAINS, count // CHAIN_IMAGES))
 
 
-def max_bits_back_batches(chain_images: int) -> int:
+def max_bits_back_batches(chain_images: int, particles: int = 1) -> int:
     """At most this many bits-back batches in a chain of ``chain_images`` images. Batches
     grow ~1.4x per batch up to MAX_BATCH, so a real chain has about log1.4(MAX_BATCH)
     growing batches, then full ones; every batch costs the decoder a full pass of
     sequential pixel steps, so a header claiming many small batches is refused."""
-    return 2 * chain_images.bit_length() + 8 + chain_images // MAX_BATCH
+    # With K particles a batch pops K images' worth of latents, so batches grow about
+    # K times more slowly (and the first MC_WARMUP images use one particle).
+    return 2 * chain_images.bit_length() + 8 + chain_images // MAX_BATCH + 16 * (particles - 1)
+
+
+def batch_particles(done: int, particles: int) -> int:
+    """Particles of a bits-back batch that follows ``done`` bits-back images of its chain:
+    one (the ELBO) while the stack is young, so the chain grows fast, then ``particles``.
+    A rule of the header's schedule alone, so both sides agree."""
+    return 1 if done < MC_WARMUP else particles
 # A bits-back image costs about 15 bytes (a blank one still several bits of KL); the
 # encoder refuses to write more bits-back images than payload bytes, so a header that
 # claims more is corrupt or hostile. Decoding work is thus bounded by the file's size.
@@ -108,6 +121,7 @@ class Header:
     modes: list[str] = field(default_factory=list)  # one of MODES per image ([] = default)
     lossy_level: int = 0                  # 0: lossless; 1..15: a lossy rate level
     lossy_draw: int = 0                   # how a lossy decoder draws pixels (codec.DRAWS)
+    particles: int = 1                    # Monte Carlo bits-back particles per image (1: the ELBO)
     version: int = FORMAT_VERSION
     crc32: int = 0
     _crc_base: int = 0                    # CRC32 of the header bytes and payload length
@@ -255,6 +269,8 @@ def _check_writable(h: Header, payload_bytes: int) -> None:
         raise ContainerError(f"image sides must be 1..{MAX_SIDE} pixels")
     if h.levels not in (2, 256):
         raise ContainerError("pixel levels must be 2 or 256")
+    if not 1 <= h.particles <= MAX_PARTICLES or (h.particles > 1 and h.schedule is None):
+        raise ContainerError(f"particles must be 1..{MAX_PARTICLES}, and more than 1 only with bits-back batches")
     if h.lossy_level:
         if not (1 <= h.lossy_level <= 15 and 0 <= h.lossy_draw <= 15) or h.schedule is not None:
             raise ContainerError("lossy files have a rate level 1..15, a draw code 0..15 and no schedule")
@@ -268,7 +284,7 @@ def _check_writable(h: Header, payload_bytes: int) -> None:
             raise ContainerError("schedule must start with a direct batch and cover every image")
         chains = h.chains()
         bad = [c for c in chains if c[0] > MAX_DIRECT or c[0] < 1 or any(not 1 <= b <= MAX_BATCH for b in c[1:])
-               or len(c) - 1 > max_bits_back_batches(sum(c))]
+               or len(c) - 1 > max_bits_back_batches(sum(c), h.particles)]
         if bad or (len(chains) == 1 and len(chains[0]) < 2) or len(chains) > chain_count(h.count):
             raise ContainerError(f"a schedule is chains of one direct batch (<= {MAX_DIRECT} images) and "
                                  f"bits-back batches of <= {MAX_BATCH} (one chain: at least one of those), "
@@ -295,7 +311,7 @@ def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
     default = default_mode(h.levels)
     ext = ((X_NAME if h.model_name else 0) | (X_SHAPE if (h.height, h.width) != DEFAULT_SHAPE else 0)
            | (X_LEVELS if h.levels != 2 else 0) | (X_MODES if any(m != default for m in modes) else 0)
-           | (X_LOSSY if h.lossy_level else 0))
+           | (X_LOSSY if h.lossy_level else 0) | (X_PARTICLES if h.particles > 1 else 0))
     flags = ((F_MULTI if h.count > 1 else 0) | (F_SCHED if h.schedule is not None else 0)
              | (F_NAMES if h.names is not None else 0) | (F_EXT if ext else 0))
     out = bytearray(MAGIC)
@@ -328,6 +344,8 @@ def pack(h: Header, payload: bytes, pixels: Iterable[np.ndarray]) -> bytes:
             out += packed.to_bytes((h.count + 3) // 4, "little")
     if h.lossy_level:
         out.append(h.lossy_level | (h.lossy_draw << 4))
+    if h.particles > 1:
+        out.append(h.particles)
     if h.schedule is not None:
         chains = h.chains()
         put_varint(out, len(chains))
@@ -359,7 +377,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     r = _Reader(data, len(data))
     r.take(3)
     ext = r.take(1)[0] if flags & F_EXT else 0
-    if ext & ~(X_NAME | X_SHAPE | X_LEVELS | X_MODES | X_LOSSY) or (flags & F_EXT and not ext):
+    if ext & ~(X_NAME | X_SHAPE | X_LEVELS | X_MODES | X_LOSSY | X_PARTICLES) or (flags & F_EXT and not ext):
         raise ContainerError("corrupt header (unknown flags)")
     model_hash = r.take(HASH_BYTES).hex()
     model_name = r.string() if ext & X_NAME else None
@@ -398,6 +416,11 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         lossy_level, lossy_draw = b & 15, b >> 4
         if not lossy_level or flags & F_SCHED:
             raise ContainerError("corrupt header (lossy settings)")
+    particles = 1
+    if ext & X_PARTICLES:
+        particles = r.take(1)[0]
+        if not 2 <= particles <= MAX_PARTICLES or not flags & F_SCHED:
+            raise ContainerError("corrupt header (particles)")
     schedule, chain_bytes = None, None
     if flags & F_SCHED:
         n_chains = r.varint(chain_count(count))
@@ -405,7 +428,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         for _ in range(n_chains):
             sizes = [r.varint(MAX_BATCH) for _ in range(r.varint(count))]
             if (not sizes or min(sizes) == 0 or sizes[0] > MAX_DIRECT
-                    or len(sizes) - 1 > max_bits_back_batches(sum(sizes))):
+                    or len(sizes) - 1 > max_bits_back_batches(sum(sizes), particles)):
                 raise ContainerError("corrupt header (batch schedule)")
             schedule += [(s, i > 0) for i, s in enumerate(sizes)]
             if len(schedule) > count:
@@ -430,7 +453,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     names = build_names() if build_names else None
     h = Header(model_hash=model_hash, count=count, height=height, width=width, levels=levels,
                model_name=model_name, schedule=schedule, chain_bytes=chain_bytes, names=names, modes=modes,
-               lossy_level=lossy_level, lossy_draw=lossy_draw, version=version,
+               lossy_level=lossy_level, lossy_draw=lossy_draw, particles=particles, version=version,
                crc32=crc, _crc_base=base)
     return h, payload
 

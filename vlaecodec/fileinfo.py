@@ -29,6 +29,8 @@ def header_lines(data: bytes) -> tuple[Header, list[str]]:
                      "from the stored latents (the images differ from the originals)")
     else:
         lines.append("lossy: no (decompression gives back every pixel)")
+    if h.particles > 1:
+        lines.append(f"bits-back: Monte Carlo, {h.particles} particles (coded at the importance-weighted bound)")
     return h, lines
 
 

@@ -319,7 +319,7 @@ def _stderr(msg: str) -> None:
 
 def compress_files(inputs: Sequence[str], output: str, model: str | None = None, *, names: bool | None = None,
                    binarize: bool = False, lossy: bool = False, rate: int | None = None, jobs: int | None = None,
-                   overwrite: bool = False, quiet: bool = False, warn: Callable[[str], None] = _stderr) -> str:
+                   particles: int = 1, overwrite: bool = False, quiet: bool = False, warn: Callable[[str], None] = _stderr) -> str:
     """PNG paths (files, folders of PNGs, '-' for stdin) -> one .vlae file at ``output``
     ('-' for stdout); returns the summary line (images, bytes, bits/dim).
 
@@ -332,6 +332,8 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
         raise OptionError("'-' (stdin) can be given only once")
     if rate is not None and not lossy:
         raise OptionError("--rate sets the lossy rate level: use it with --lossy")
+    if particles > 1 and lossy:
+        raise OptionError("--particles applies to lossless archives (bits-back), not to --lossy")
     items = expand_inputs(inputs)
     check_writable(output, overwrite=overwrite)
     got = prepare(items, model, binarize=binarize, names=names)
@@ -340,7 +342,7 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
         warn(f"warning: --binarize changed {got.changed} of {dims} pixels (gray levels lost)")
     with bar("compressing", n, quiet=quiet) as cb:
         blob = compress(got.pixels, got.model, names=got.names, modes=got.modes, progress=cb, jobs=jobs,
-                        lossy=lossy, rate=rate)
+                        lossy=lossy, rate=rate, particles=particles)
     write_output(output, blob, overwrite=overwrite)
     return f"{_count(n)} -> {len(blob)} bytes ({8 * len(blob) / dims:.4f} bits/dim)"
 

@@ -149,22 +149,62 @@ def check_tables(t: dict[str, np.ndarray]) -> None:
         raise ValueError("lookup table lut.exp is not a decreasing exponential")
 
 
-def categorical_freqs(logits: np.ndarray, exp_t: np.ndarray) -> np.ndarray:
+def categorical_freqs(logits: np.ndarray, exp_t: np.ndarray, shift: int = EXP_SHIFT) -> np.ndarray:
     """Fixed-point logits (N, L) -> integer frequencies (N, L) summing to 2**CAT_FREQ_BITS,
     each >= 1: a softmax in integers (int64 throughout, so exact on every machine).
 
-    w_k = exp_t[(max - logit_k) >> EXP_SHIFT] (the most likely level gets 2**EXP_BITS),
+    w_k = exp_t[(max - logit_k) >> shift] (the most likely level gets 2**EXP_BITS),
     f_k = 1 + floor(w_k * (T - L) / sum w), and what the floors leave goes to the first
-    most likely level. Products stay below 2**EXP_BITS * 2**CAT_FREQ_BITS = 2**44."""
+    most likely level. Products stay below 2**EXP_BITS * 2**CAT_FREQ_BITS = 2**44.
+    (``shift``, ``exp_t``: another scale, e.g. log2-weights in units of 2**-16 bits with
+    ``exp2_table``.)"""
     lg = logits.astype(np.int64)
     n_levels = lg.shape[1]
-    d = (lg.max(1, keepdims=True) - lg) >> EXP_SHIFT
-    np.minimum(d, EXP_ENTRIES - 1, out=d)
+    d = (lg.max(1, keepdims=True) - lg) >> shift
+    np.minimum(d, len(exp_t) - 1, out=d)
     w = exp_t[d]
     spare = (1 << CAT_FREQ_BITS) - n_levels
     f = 1 + (w * spare) // w.sum(1, keepdims=True)
     f[np.arange(len(f)), lg.argmax(1)] += (1 << CAT_FREQ_BITS) - f.sum(1)
     return f
+
+
+# ---------------------------------------------------- code lengths and weights
+# Monte Carlo bits-back draws a particle index from importance weights that both sides
+# compute from integer frequencies, so code lengths and their exponentials must come out
+# as the same integers everywhere:
+# * -log2(f / 2**16) for 16-bit f, in units of 2**-16 bits: NLL_Q16. Its entries sit at
+#   least 5e-6 from a rounding tie (tests/test_codec.py), so any log2 correct to ~1e-9
+#   builds the same table; longer frequencies use their top 16 bits (``nll_q16``).
+# * 2**(-i / 2**(16 - EXP2_SHIFT)) * 2**EXP_BITS: ``exp2_table``, computed in decimal
+#   arithmetic (software, correctly rounded to 30 digits), never with the machine's libm.
+NLL_Q16 = np.concatenate([[0.0], np.rint(-np.log2(np.arange(1, 1 << 16) / (1 << 16)) * 65536)]).astype(np.int64)
+EXP2_SHIFT = 8                 # weights in steps of 2**-8 bits
+EXP2_ENTRIES = (24 << 8) + 1   # 24 bits long; the last entry is 0
+_EXP2: list[np.ndarray] = []
+
+
+def nll_q16(f: np.ndarray, bits: int) -> np.ndarray:
+    """-log2(f / 2**bits) in units of 2**-16 bits (int64), for integer frequencies
+    1 <= f <= 2**bits (0 counts as 1): exact for f < 2**16, else from f's top 16 bits."""
+    f = np.maximum(np.asarray(f, dtype=np.int64), 1)
+    e = np.frexp(f.astype(np.float64))[1].astype(np.int64)     # bit length (exact for ints)
+    s = np.maximum(e - 16, 0)
+    return NLL_Q16[f >> s] + (bits - 16 - s) * 65536
+
+
+def exp2_table() -> np.ndarray:
+    """2**EXP_BITS * 2**(-i / 256) for i < EXP2_ENTRIES - 1, then 0 (int64)."""
+    if not _EXP2:
+        from decimal import ROUND_HALF_EVEN, Context, Decimal
+        ctx = Context(prec=50, rounding=ROUND_HALF_EVEN)   # 6,144 products lose < 1e-45
+        step = ctx.power(Decimal(2), ctx.divide(Decimal(-1), Decimal(256)))
+        v, vals = Decimal(1 << EXP_BITS), []
+        for _ in range(EXP2_ENTRIES - 1):
+            vals.append(int(v.to_integral_value(rounding=ROUND_HALF_EVEN)))
+            v = ctx.multiply(v, step)
+        _EXP2.append(np.array(vals + [0], dtype=np.int64))
+    return _EXP2[0]
 
 
 # --------------------------------------------------------------- latents
