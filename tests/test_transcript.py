@@ -17,6 +17,7 @@ TOOL = REPO / "bench" / "arm64" / "transcript.py"
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "VLAECODEC_MODELS"}   # the shipped default model
+    env["VLAECODEC_TRANSCRIPT_MC"] = "0"   # the Monte Carlo case takes minutes (tests/test_mcbb.py covers it)
     return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, env=env,
                           cwd=REPO, timeout=300)
 

@@ -129,9 +129,32 @@ def _sample_digits():
     return [load_png(p.read_bytes(), str(p))[0] for p in paths], [p.name for p in paths]
 
 
+def _gray_samples():
+    from vlaecodec.images import read_image
+    paths = sorted((REPO / "samples" / "mnist8").glob("*.png"))
+    return [read_image(p.read_bytes(), str(p)).gray for p in paths], [p.name for p in paths]
+
+
+GRAY_MODEL = "vlae-mnist8-v1"
+
+
 def _cases():
+    """case -> (model name or None for the default, images, names, compress options)."""
+    from vlaecodec import container, zoo
     images, names = _sample_digits()
-    return {"archive": (images, names)} | {f"single{i}": ([images[i]], None) for i in (0, 5, 11)}
+    cases = {"archive": (None, images, names, {})}
+    cases |= {f"single{i}": (None, [images[i]], None, {}) for i in (0, 5, 11)}
+    # Monte Carlo bits-back: long enough that batches past the one-particle warm-up exist
+    # (VLAECODEC_TRANSCRIPT_MC=0 leaves it out: tests/test_transcript.py, for time).
+    if os.environ.get("VLAECODEC_TRANSCRIPT_MC", "1") != "0":
+        reps = container.MC_WARMUP // len(images) + 3
+        cases["mc-particles4"] = (None, images * reps, [f"{r}-{n}" for r in range(reps) for n in names],
+                                  {"particles": 4})
+    if any(m["name"] == GRAY_MODEL for m in zoo.list_manifests()):   # 8-bit coding path
+        gray, gnames = _gray_samples()
+        cases["gray-archive"] = (GRAY_MODEL, gray, gnames, {})
+        cases["gray-single3"] = (GRAY_MODEL, [gray[3]], None, {})
+    return cases
 
 
 # Lossy files make no coder calls (their latents are plain bits): they run for real on the
@@ -150,7 +173,9 @@ def record(out: Path) -> None:
     real_new = codec.new_coder
     report = {"machine": platform.machine(), "numpy": np.__version__, "model": loaded.name,
               "model_sha256": loaded.sha256, "cases": {}}
-    for case, (images, names) in _cases().items():
+    default = loaded
+    for case, (model, images, names, kw) in _cases().items():
+        loaded = load_model(model) if model else default
         for phase in ("encode", "decode"):
             log: list = []
 
@@ -161,7 +186,7 @@ def record(out: Path) -> None:
             codec.new_coder = new
             try:
                 if phase == "encode":
-                    blob = vlaecodec.compress(images, loaded, names=names)
+                    blob = vlaecodec.compress(images, loaded, names=names, **kw)
                     (out / f"{case}.vlae").write_bytes(blob)
                 else:
                     back = vlaecodec.decompress((out / f"{case}.vlae").read_bytes(), loaded)
@@ -170,6 +195,7 @@ def record(out: Path) -> None:
                 codec.new_coder = real_new
             (out / f"{case}.{phase}.json").write_text(json.dumps(log))
             report["cases"][f"{case}.{phase}"] = len(log)
+    loaded = default
     images, names = _sample_digits()
     for case, kw in LOSSY_CASES.items():
         blob = vlaecodec.compress(images, loaded, names=names, lossy=True, **kw)
@@ -194,8 +220,14 @@ def replay(out: Path, force_stub: bool = False) -> int:
     print(f"replaying on {platform.machine()} (numpy {np.__version__}); recorded on {rec['machine']} "
           f"(numpy {rec['numpy']})")
     failures = 0
-    for case, (images, names) in _cases().items():
+    default = loaded
+    for case, (model, images, names, kw) in _cases().items():
+        loaded = load_model(model) if model else default
         for phase in ("encode", "decode"):
+            if not (out / f"{case}.{phase}.json").exists():
+                failures += 1
+                print(f"{case}: not recorded")
+                continue
             log = json.loads((out / f"{case}.{phase}.json").read_text())
             pos = [0]
 
@@ -206,7 +238,7 @@ def replay(out: Path, force_stub: bool = False) -> int:
             try:
                 want = (out / f"{case}.vlae").read_bytes()
                 if phase == "encode":
-                    ok = vlaecodec.compress(images, loaded, names=names) == want
+                    ok = vlaecodec.compress(images, loaded, names=names, **kw) == want
                     what = "file bytes identical" if ok else "FILE BYTES DIFFER"
                 else:
                     back = vlaecodec.decompress(want, loaded)
@@ -219,6 +251,7 @@ def replay(out: Path, force_stub: bool = False) -> int:
                 ok, what = False, f"{e.__class__.__name__}: {e}"
             failures += not ok
             print(f"{case:8s} {phase}: {'ok' if ok else 'FAIL'} ({len(log)} coder calls checked; {what})")
+    loaded = default
     codec.new_coder = lambda *a, **k: (_ for _ in ()).throw(Mismatch("a lossy file used the coder"))
     images, names = _sample_digits()
     for case, kw in LOSSY_CASES.items():
