@@ -18,9 +18,17 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "digits"
 FILES = sorted(GOLDEN.glob("*.vlae"))
 
 
-def _samples():
-    paths = sorted(SAMPLES.glob("*.png"))
-    return [load_png(p.read_bytes(), str(p)) for p in paths], [p.name for p in paths]
+def _samples(folder: Path = SAMPLES):
+    """(pixels, mode) per sample PNG, as the coder saw them, and the names."""
+    from vlaecodec.images import read_image
+    paths = sorted(folder.glob("*.png"))
+    if folder == SAMPLES:
+        return [load_png(p.read_bytes(), str(p)) for p in paths], [p.name for p in paths]
+    return [(read_image(p.read_bytes(), str(p)).gray, "L") for p in paths], [p.name for p in paths]
+
+
+# 8-bit models' golden files hold 8-bit sample images (samples/<folder>).
+GRAY_FOLDERS = {"vlae-mnist8-v1": "mnist8", "vlae-fashion-mnist-v1": "fashion"}
 
 
 def test_golden_files_are_present():
@@ -29,7 +37,8 @@ def test_golden_files_are_present():
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_golden_file_decodes_to_the_committed_pixels(path):
-    samples, names = _samples()
+    folder = next((SAMPLES.parent / f for m, f in GRAY_FOLDERS.items() if path.name.startswith(m + "-")), SAMPLES)
+    samples, names = _samples(folder)
     out = vlaecodec.decompress(path.read_bytes())
     if "-lossy-" in path.name:   # lossy: the redrawn digits, committed next to the file
         folder = path.with_suffix("")
