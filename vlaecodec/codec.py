@@ -80,9 +80,11 @@ class Archive:
 
 def direct_rounds(net: IntVLAE) -> int:
     """Rounds of the encoder's direct-bin search (see ``choose_direct_bins``). Each round
-    scores every single-bin change with a parallel pass; for 8-bit models (256-way
-    heads, and latents a few percent of an image's code) that costs far more than it
-    saves, so they take the bins nearest the posterior mean."""
+    scores every single-bin change with a parallel pass. For 8-bit models (256-way
+    heads; latents a few percent of an image's code) one round saved 0.7% of a direct
+    image (vlae-mnist8-v1: 109.33 -> 108.53 bytes; vlae-fashion-mnist-v1: 294.68 ->
+    292.95, 40 validation images each) at 13 to 25 times the encoding time (about 1 s
+    more per image), so they take the bins nearest the posterior mean."""
     return 2 if net.levels == 2 else 0
 
 
