@@ -605,8 +605,9 @@ def run_bench(*, dataset: str = "binarized-mnist", split: str = "test", limit: i
         raise ValueError("no images selected")
     if isinstance(model, zoo.LoadedModel):
         loaded = model
-    else:   # no model: the default one for the dataset's kind of pixels
-        loaded = zoo.load_model(model) if model is not None else zoo.default_model(2 if _is_binary(x) else 256)
+    else:   # no model: the one trained on the dataset (else the default of its kind)
+        loaded = (zoo.load_model(model) if model is not None
+                  else zoo.model_for_dataset(dataset, 2 if _is_binary(x) else 256))
     n, dims = len(x), x.shape[1] * x.shape[2]
 
     with _Stage(progress_factory, "model -ELBO", n) as prog:

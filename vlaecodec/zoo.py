@@ -200,6 +200,18 @@ def default_model(levels: int) -> LoadedModel:
     return load_model(name)
 
 
+def model_for_dataset(dataset: str, levels: int) -> LoadedModel:
+    """The model to measure ``dataset`` with: the default model of its kind if it was
+    trained on that dataset, else the installed model trained on it (the last name in
+    sort order, so v2 before v1), else the default of its kind."""
+    default = DEFAULT_MODELS.get(levels)
+    trained = sorted(m["name"] for m in list_manifests() if m.get("dataset") == dataset
+                     and m.get("config", {}).get("pixel_levels", 2) == levels)
+    if default in trained or not trained:
+        return default_model(levels)
+    return load_model(trained[-1])
+
+
 def name_for_hash(prefix_hex: str) -> str | None:
     """The name of the installed model whose sha256 starts with ``prefix_hex``, if any."""
     hits = [m["name"] for m in list_manifests() if m.get("sha256", "").startswith(prefix_hex)]
