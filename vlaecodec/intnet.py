@@ -306,7 +306,7 @@ class IntVLAE:
         """Per-pixel head: features (..., C) -> frequencies: binary models P(x=1) out of
         2**16, shape (...); 8-bit models every level out of 2**24, int64 (..., 256)."""
         shape = a.shape[:-1]
-        a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+        a = np.asarray(a.reshape(-1, a.shape[-1]), dtype=np.float64)   # (no copy on the decoder's path)
         for l1, l2 in self.pc_blocks:
             a = a + l2(l1.elu(self.elu(a)))
             np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
