@@ -67,6 +67,9 @@ PRESETS: dict[str, VLAEConfig] = {
     # Same model with a decoder whose receptive field covers the whole image
     # above the pixel: used to reproduce the paper's information-preference result.
     "vlae-mnist-global": VLAEConfig(pcnn_layers=12, pcnn_kernel=5),
+    # ... and with 1x1 "masked" convolutions, which see no pixel at all: a factorized
+    # decoder p(x|z) = prod_i p(x_i|z), so everything the image holds must go through z.
+    "vlae-mnist-factorized-decoder": VLAEConfig(pcnn_kernel=1),
     # A decoder that sees only 2 rows above a pixel, so z must carry the strokes' shape:
     # for the lossy mode (issue: lossy mode), where only z is sent and the decoder redraws.
     "vlae-mnist-lossy": VLAEConfig(pcnn_layers=2),

@@ -62,7 +62,7 @@ class Dense:
         # 2-D GEMMs (numpy would loop over leading axes of an N-D matmul). ``extra`` holds
         # the last input columns separately (same as concatenating it to ``x``).
         k = x.shape[-1]
-        acc = x.reshape(-1, k) @ (self.w if extra is None else self.w[:k])
+        acc = _rows(x, k) @ (self.w if extra is None else self.w[:k])
         if extra is not None:
             acc += extra.reshape(-1, extra.shape[-1]) @ self.w[k:]
         acc += self.b_round
@@ -78,7 +78,7 @@ class Dense:
     def elu(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         """elu(self(x)): after the GEMM, a scale, a clip and one gather."""
         k = x.shape[-1]
-        acc = x.reshape(-1, k) @ (self.w if extra is None else self.w[:k])
+        acc = _rows(x, k) @ (self.w if extra is None else self.w[:k])
         if extra is not None:
             acc += extra.reshape(-1, extra.shape[-1]) @ self.w[k:]
         acc += self.b_elu
@@ -93,6 +93,12 @@ class Dense:
             acc *= self.scale
         np.clip(acc, 0.0, float(nx.ELU_RANGE) + nx.ACT_LIMIT, out=acc)
         return self.elu_pos[acc.astype(np.intp)]
+
+
+def _rows(x: np.ndarray, k: int) -> np.ndarray:
+    """x as a 2-D (rows, k) matrix; also for k = 0 (a factorized decoder's first layer
+    reads no pixel), where reshape(-1, 0) cannot infer the row count."""
+    return x.reshape(-1, k) if k else x.reshape(int(np.prod(x.shape[:-1])), 0)
 
 
 # Output row 2m + a of ConvTranspose2d(4, stride 2, padding 1) sums input rows m + di
@@ -116,6 +122,8 @@ def causal_offsets(kernel: int, mask_type: str) -> list[tuple[int, int]]:
 def _conv_matrix(w: np.ndarray, taps: list[tuple[int, int]]) -> np.ndarray:
     """torch conv weight (Cout, Cin, k, k) -> (taps * Cin, Cout), tap-major."""
     p = w.shape[2] // 2
+    if not taps:   # a 1x1 type-A layer reads no pixel (a factorized decoder)
+        return np.zeros((0, w.shape[0]), w.dtype)
     return np.concatenate([w[:, :, p + dr, p + dc].T for dr, dc in taps], axis=0)
 
 
@@ -357,6 +365,8 @@ class IntVLAE:
     def _shifted(x: np.ndarray, taps: list[tuple[int, int]]) -> np.ndarray:
         """(B, H, W, C) -> (B, H, W, taps*C): the input at each causal offset, zero outside."""
         b, h, w, c = x.shape
+        if not taps:
+            return np.zeros((b, h, w, 0), x.dtype)
         p = max(max(-dr, abs(dc)) for dr, dc in taps)
         xp = np.pad(x, ((0, 0), (p, 0), (p, p), (0, 0)))
         return np.concatenate([xp[:, p + dr:p + dr + h, p + dc:p + dc + w, :] for dr, dc in taps], axis=3)
@@ -398,8 +408,8 @@ class IntStepper:
 
         coords = [(r, c) for r in range(height) for c in range(width)]
         self.pos = [slot(r, c) for r, c in coords]
-        self.idx_a = [np.array([slot(r + dr, c + dc) for dr, dc in net.taps_a]) for r, c in coords]
-        self.idx_b = [np.array([slot(r + dr, c + dc) for dr, dc in net.taps_b]) for r, c in coords]
+        self.idx_a = [np.array([slot(r + dr, c + dc) for dr, dc in net.taps_a], np.intp) for r, c in coords]
+        self.idx_b = [np.array([slot(r + dr, c + dc) for dr, dc in net.taps_b], np.intp) for r, c in coords]
         c = cfg.pcnn_channels
         self.x_buf = np.zeros((self.b, rows * wp))
         self.a_buf = [np.zeros((self.b, rows * wp, c)) for _ in net.pc_convs]
