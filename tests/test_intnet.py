@@ -339,3 +339,22 @@ def test_a_factorized_decoder_codes_exactly(x):
     imgs = np.concatenate([x, other])
     out = codec.decompress(codec.compress(list(imgs), loaded), loaded)
     assert np.array_equal(np.asarray(out.images), imgs)
+
+
+@pytest.mark.parametrize("which", ["tiny", "sharpened"])
+def test_prior_stepper_equals_the_full_prior_pass(which, net, sharp, x):
+    """The decoder's dimension-by-dimension prior gives prior_means' integers exactly,
+    for on-grid, off-grid and saturating latents."""
+    n = sharp if which == "sharpened" else net
+    z = np.concatenate(_latent_sets(n, x) + [np.full((2, n.cfg.latent_dim), float(nx.ACT_LIMIT)),
+                                             np.full((2, n.cfg.latent_dim), -4.0e6)])
+    full = n.prior_means(z)
+    st = n.prior_stepper(len(z))
+    got = np.empty_like(full)
+    for i in range(n.cfg.latent_dim):
+        got[:, i] = st.mean(i)
+        st.set(i, z[:, i])
+    assert np.array_equal(got, full)
+    assert np.any(full != 0)
+    with pytest.raises(ValueError, match="before"):
+        n.prior_stepper(1).mean(3)

@@ -176,10 +176,12 @@ def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 2, code: BinCo
     mean, _ = net.posterior(x)
     js = np.zeros((b, d), np.int64)
     z = np.zeros((b, d))
+    prior = net.prior_stepper(b)
     for i, k in enumerate(code.bins):   # nearest offset to the posterior mean
-        m = net.prior_means(z)[:, i]
+        m = prior.mean(i)
         js[:, i] = np.abs(code.offsets[i][None, :] - (mean[:, i] - m)[:, None]).argmin(1)
         z[:, i] = np.clip(m + code.offsets[i][js[:, i]], -nx.ACT_LIMIT, nx.ACT_LIMIT)
+        prior.set(i, z[:, i])
     sent = [(i, k) for i, k in enumerate(code.bins) if k > 1]
     if not sent or rounds < 1:
         return js
@@ -284,12 +286,11 @@ def _push_prior(net: IntVLAE, coder, k: np.ndarray) -> None:
 def _pop_prior(net: IntVLAE, coder, b: int) -> np.ndarray:
     """Mirror of ``_push_prior``: one dimension at a time (m_i needs z_<i)."""
     g, d = net.grid, net.cfg.latent_dim
-    z = np.zeros((b, d))
     k = np.empty((b, d), np.int64)
+    prior = net.prior_stepper(b)
     for i in range(d):
-        m = net.prior_means(z)[:, i] if net.prior_steps else np.zeros(b)
-        k[:, i] = coder.decode(_CATEGORICAL, g.prior_freqs(m)) - g.K
-        z[:, i] = g.values(k[:, i])
+        k[:, i] = coder.decode(_CATEGORICAL, g.prior_freqs(prior.mean(i))) - g.K
+        prior.set(i, g.values(k[:, i]))
     return k
 
 
