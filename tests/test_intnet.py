@@ -358,3 +358,15 @@ def test_prior_stepper_equals_the_full_prior_pass(which, net, sharp, x):
     assert np.any(full != 0)
     with pytest.raises(ValueError, match="before"):
         n.prior_stepper(1).mean(3)
+
+
+def test_a_large_batch_is_stepped_in_slices_with_the_same_result(net, x, monkeypatch):
+    from vlaecodec import intnet
+    z = np.concatenate(_latent_sets(net, x))
+    xs = np.concatenate([x] * (len(z) // len(x)))
+    whole = _stepper_freqs(net, xs, z)
+    monkeypatch.setattr(intnet, "STEPPER_CHUNK", 5)
+    st = net.stepper(z)
+    assert isinstance(st, intnet.ChunkedStepper) and len(st.parts) == -(-len(z) // 5)
+    assert np.array_equal(_stepper_freqs(net, xs, z), whole)
+    assert np.array_equal(whole, net.pixel_freqs(xs, z))
