@@ -1077,6 +1077,44 @@ def write_outputs(results: dict[str, Any], out_dir: str | os.PathLike, stem: str
     return {"json_path": str(jp), "markdown_path": str(mp), "plot_path": pp}
 
 
+def merge_results(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
+    """One result from several runs of this bench that split the rate levels between
+    them (each ``--levels`` its own share, e.g. one process per core; one of them with
+    the peers): the VLAE rows of all, by level then draw, and every other row once.
+    The runs must agree on the digits, the model and the classifier."""
+    docs = [json.loads(Path(p).read_text())["results"] for p in paths]
+    if not docs:
+        raise ValueError("nothing to merge")
+    first = docs[0]
+    for d in docs[1:]:
+        for key in ("dataset", "split", "n", "vlae_model_sha256"):
+            if d.get(key) != first.get(key):
+                raise ValueError(f"cannot merge: {key} differs ({d.get(key)!r} vs {first.get(key)!r})")
+        if d["classifier"].get("recipe_key") != first["classifier"].get("recipe_key"):
+            raise ValueError("cannot merge: the runs used different classifiers")
+    merged = {k: v for k, v in first.items() if k not in ("systems", "vlae_level_bits", "wall_s")}
+    merged["vlae_level_bits"] = {}
+    vlae, others, seen = [], [], set()
+    for d in docs:
+        merged["vlae_level_bits"].update(d.get("vlae_level_bits", {}))
+        for s in d["systems"]:
+            if s.get("family") == "VLAE":
+                vlae.append(s)
+            elif s["name"] not in seen:
+                seen.add(s["name"])
+                others.append(s)
+    keys = [(s["level"], s["draw"]) for s in vlae]
+    if len(set(keys)) != len(keys):
+        raise ValueError("cannot merge: a rate level and draw was measured twice")
+    # The order of one run (vlae_rows): every level with the default draw, then other draws.
+    vlae.sort(key=lambda s: (s["draw"] != _default_draw(), s["level"], s["draw"]))
+    ref = [s for s in others if s.get("family") == "reference"]
+    merged["systems"] = ref + vlae + [s for s in others if s.get("family") != "reference"]
+    merged["wall_s"] = sum(d.get("wall_s", 0.0) for d in docs)
+    merged["merged_from"] = [str(p) for p in paths]
+    return merged
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1092,11 +1130,20 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--no-grid", action="store_true", help="no lossy-grid.png")
     ap.add_argument("--no-jbig-singles", action="store_true", help="skip per-image JBIG files (one process each)")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="measure nothing: combine lossy-<n>.json files of runs that split --levels "
+                         "between them into one table, plot and JSON in --out")
     return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.merge:
+        results = merge_results(args.merge)
+        paths = write_outputs(results, args.out)
+        print(to_markdown(results))
+        print("wrote " + ", ".join(str(v) for v in paths.values() if v))
+        return 0
     levels = [] if args.peers_only else args.levels
     out = run_lossy_bench(model=args.model, levels=levels, limit=args.limit, out_dir=args.out,
                           single_limit=args.single_limit, peers=not args.no_peers, draws=args.draws,

@@ -430,3 +430,32 @@ def test_grid_rows(lossy, tiny):
     assert not np.array_equal(redraws[0], redraws[1])
     again = lossy.grid_rows(tiny, x, levels=(), redraws=1)
     assert np.array_equal(again[-1][1], redraws[0])
+
+
+def test_runs_that_split_the_levels_merge_into_one_table(lossy, tiny, monkeypatch, tmp_path):
+    from vlaecodec import data
+    from vlaecodec import lossy as lz
+    digits = synthetic_digits(12, seed=4)
+    monkeypatch.setattr(data, "load_binarized_mnist", lambda split="test": digits)
+    monkeypatch.setattr(data, "load_mnist_labels", lambda split="test": np.arange(12) % 10)
+    monkeypatch.setattr(lossy, "plot", lambda *a, **k: (_ for _ in ()).throw(ImportError("no plot here")))
+    cnn = _tiny_cnn()
+
+    def run(levels, draws, sub):
+        return lossy.run_lossy_bench(model=tiny, levels=levels, out_dir=tmp_path / sub, single_limit=1,
+                                     classifier=cnn, classifier_info={"recipe_key": "tiny"}, peers=False,
+                                     draws=draws, grid=False, log=lambda m: None)
+
+    whole = run((1, lz.DEFAULT_LEVEL, 11), (0,), "whole")["results"]
+    a = run((11, lz.DEFAULT_LEVEL), (0,), "a")["json_path"]
+    b = run((1,), (), "b")["json_path"]
+    merged = lossy.merge_results([a, b])
+
+    def rows(r):
+        return [{k: v for k, v in s.items() if not k.endswith("_s")} for s in r["systems"]]
+    assert rows(merged) == rows(whole)
+    assert merged["vlae_level_bits"] == whole["vlae_level_bits"] and merged["merged_from"] == [a, b]
+    assert lossy.main(["--merge", a, b, "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "lossy-12.md").read_text().count("VLAE lossy, rate=") == 4
+    with pytest.raises(ValueError, match="twice"):
+        lossy.merge_results([a, a])
