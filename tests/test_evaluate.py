@@ -72,6 +72,17 @@ def test_iwae_is_tighter_than_elbo_on_average(tiny, images):
     assert np.mean(iw) <= np.mean(ne) + 0.05
 
 
+def test_standard_errors_for_subset_reports(tiny, images):
+    r = evaluate(tiny, images, iwae_k=8, seed=0)
+    # the paired gap is the difference of the two means, and each error is positive
+    assert r["elbo_iwae_gap_nats"] == pytest.approx(r["neg_elbo_nats"] - r["iwae_nll_nats"], abs=1e-9)
+    for k in ("neg_elbo_stderr_nats", "iwae_stderr_nats", "elbo_iwae_gap_stderr_nats"):
+        assert r[k] > 0
+    assert r["elbo_iwae_gap_stderr_nats"] < r["iwae_stderr_nats"]   # pairing removes the images' spread
+    one = evaluate(tiny, images[:1], iwae_k=2)
+    assert one["neg_elbo_stderr_nats"] is None and one["elbo_iwae_gap_nats"] is not None
+
+
 def test_progress_mode_and_shortcut(tiny, images):
     seen = []
     model = tiny.float_model()

@@ -72,6 +72,7 @@ def evaluate(loaded: "LoadedModel | VLAE", images: np.ndarray, *, iwae_k: int = 
             gen = torch.Generator().manual_seed(seed)
             eps_all = torch.randn(n, model.cfg.latent_dim, generator=gen)
             rec_sum = kl_sum = 0.0
+            elbo_each = []      # per image, for standard errors
             for i in range(0, n, batch_size):
                 x = x_all[i:i + batch_size]
                 mean, log_std = model.encoder(x)
@@ -81,6 +82,7 @@ def evaluate(loaded: "LoadedModel | VLAE", images: np.ndarray, *, iwae_k: int = 
                 # float64 accumulation: 10,000 images x ~80 nats loses digits in float32.
                 rec_sum += rec.double().sum().item()
                 kl_sum += kl.double().sum().item()
+                elbo_each.append((rec.double() + kl.double()).numpy())
                 if progress:
                     progress(min(i + batch_size, n))
 
@@ -90,20 +92,23 @@ def evaluate(loaded: "LoadedModel | VLAE", images: np.ndarray, *, iwae_k: int = 
                     raise ValueError("iwae_k must be >= 1")
                 rows = max(1, _IWAE_ROWS // min(iwae_k, _IWAE_CHUNK))
                 step = max(1, min(batch_size, rows))
-                total = 0.0
+                iwae_each = []
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed)
                     for i in range(0, n, step):
                         nll = model.iwae_nll(x_all[i:i + step], iwae_k, chunk=_IWAE_CHUNK)
-                        total += nll.double().sum().item()
+                        iwae_each.append(nll.double().numpy())
                         if progress:
                             progress(min(i + step, n))
-                iwae = total / n
+                iwae_img = np.concatenate(iwae_each)
+                iwae = float(iwae_img.sum()) / n
     finally:
         model.train(was_training)
 
     rec_m, kl_m = rec_sum / n, kl_sum / n
     ne = rec_m + kl_m
+    elbo_img = np.concatenate(elbo_each)
+    gap = None if iwae is None else elbo_img - iwae_img
     return {
         "n": n,
         "neg_elbo_nats": ne,
@@ -113,7 +118,17 @@ def evaluate(loaded: "LoadedModel | VLAE", images: np.ndarray, *, iwae_k: int = 
         "iwae_k": iwae_k or None,
         "iwae_nll_nats": iwae,
         "iwae_bpd": None if iwae is None else nats_to_bits_per_dim(iwae, dims),
+        # Standard errors of the means over these images (how far a subset's figure may
+        # sit from the full test set's); the gap is paired: the same images' -ELBO - IWAE.
+        "neg_elbo_stderr_nats": _stderr(elbo_img),
+        "iwae_stderr_nats": None if iwae is None else _stderr(iwae_img),
+        "elbo_iwae_gap_nats": None if gap is None else float(gap.mean()),
+        "elbo_iwae_gap_stderr_nats": None if gap is None else _stderr(gap),
     }
+
+
+def _stderr(v: np.ndarray) -> float | None:
+    return float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
 
 
 def neg_elbo_bits_per_dim(loaded: "LoadedModel | VLAE", images: np.ndarray) -> float:
@@ -173,6 +188,11 @@ def report_lines(about: dict[str, Any], r: dict[str, Any]) -> list[str]:
              f"reconstruction -log p(x|z): {r['rec_nats']:.3f} nats/image",
              f"KL: {r['kl_nats']:.3f} nats/image ({r['kl_nats'] / math.log(2):.2f} bits/image carried by z)"]
     if r.get("iwae_nll_nats") is not None:
+        se = r.get("iwae_stderr_nats")
         lines.append(f"IWAE NLL (k={r['iwae_k']}): {r['iwae_nll_nats']:.3f} nats/image "
-                     f"({r['iwae_bpd']:.5f} bits/dim)")
+                     f"({r['iwae_bpd']:.5f} bits/dim)" + (f", standard error {se:.3f}" if se else ""))
+        if r.get("elbo_iwae_gap_nats") is not None:
+            se = r.get("elbo_iwae_gap_stderr_nats")
+            lines.append(f"-ELBO - IWAE on these images: {r['elbo_iwae_gap_nats']:.3f} nats/image"
+                         + (f" (standard error {se:.3f})" if se else ""))
     return lines
