@@ -360,13 +360,16 @@ def test_prior_stepper_equals_the_full_prior_pass(which, net, sharp, x):
         n.prior_stepper(1).mean(3)
 
 
-def test_a_large_batch_is_stepped_in_slices_with_the_same_result(net, x, monkeypatch):
+def test_stepper_and_posterior_do_not_depend_on_the_batch(net, x, monkeypatch):
     from vlaecodec import intnet
     z = np.concatenate(_latent_sets(net, x))
     xs = np.concatenate([x] * (len(z) // len(x)))
     whole = _stepper_freqs(net, xs, z)
-    monkeypatch.setattr(intnet, "STEPPER_CHUNK", 5)
-    st = net.stepper(z)
-    assert isinstance(st, intnet.ChunkedStepper) and len(st.parts) == -(-len(z) // 5)
-    assert np.array_equal(_stepper_freqs(net, xs, z), whole)
+    h = len(z) // 2 + 1
+    halves = np.concatenate([_stepper_freqs(net, xs[:h], z[:h]), _stepper_freqs(net, xs[h:], z[h:])])
+    assert np.array_equal(halves, whole)
     assert np.array_equal(whole, net.pixel_freqs(xs, z))
+    mean, ls = net.posterior(xs)
+    monkeypatch.setattr(intnet, "POSTERIOR_IMAGES", 3)   # chunks of 3, a partial last one
+    m3, l3 = net.posterior(xs)
+    assert np.array_equal(m3, mean) and np.array_equal(l3, ls)

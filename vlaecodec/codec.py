@@ -257,7 +257,7 @@ def _push_pixels(net: IntVLAE, coder, x: np.ndarray, z: np.ndarray) -> None:
     for t0 in reversed(range(0, a.shape[0], PIXEL_PUSH_STEPS)):
         f = net.head(a[t0:t0 + PIXEL_PUSH_STEPS])                      # (steps, B, 256)
         coder.encode_reverse(values[t0:t0 + PIXEL_PUSH_STEPS].ravel(), _CATEGORICAL,
-                             f.reshape(-1, net.levels).astype(np.float64))
+                             np.ascontiguousarray(f.reshape(-1, net.levels), dtype=np.float64))
 
 
 def _pop_pixels(net: IntVLAE, coder, z: np.ndarray) -> np.ndarray:
@@ -270,7 +270,8 @@ def _pop_pixels(net: IntVLAE, coder, z: np.ndarray) -> np.ndarray:
         if net.levels == 2:
             out[t] = coder.decode(_BERNOULLI, st.freqs(t) / PIXEL_TOTAL)
         else:
-            out[t] = coder.decode(_CATEGORICAL, st.freqs(t).astype(np.float64))
+            # (C order: constriction reads a Fortran-ordered table's memory as rows)
+            out[t] = coder.decode(_CATEGORICAL, np.ascontiguousarray(st.freqs(t), dtype=np.float64))
         st.set_pixel(t, out[t])
     return out.T.reshape(b, net.size, net.size)
 
