@@ -72,7 +72,7 @@ class Dense:
         return acc
 
     def __call__(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
-        acc = np.clip(self._acc(x, extra), -nx.ACT_LIMIT, nx.ACT_LIMIT, out=None)
+        acc = nx.clip(self._acc(x, extra), -nx.ACT_LIMIT, nx.ACT_LIMIT, out=None)
         return acc.reshape(x.shape[:-1] + (self.w.shape[1],))
 
     def elu(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
@@ -91,7 +91,7 @@ class Dense:
     def _elu_tail(self, acc: np.ndarray) -> np.ndarray:
         if self.shift:
             acc *= self.scale
-        np.clip(acc, 0.0, float(nx.ELU_RANGE) + nx.ACT_LIMIT, out=acc)
+        nx.clip(acc, 0.0, float(nx.ELU_RANGE) + nx.ACT_LIMIT, out=acc)
         return self.elu_pos[acc.astype(np.intp)]
 
 
@@ -137,7 +137,7 @@ def _patches(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
     return np.concatenate(cols, axis=3)
 
 
-POSTERIOR_IMAGES = 32   # images per posterior pass (see IntVLAE.posterior)
+POSTERIOR_IMAGES = 32   # images per posterior and z-feature pass (see IntVLAE.posterior)
 
 
 class BinCode:
@@ -283,25 +283,31 @@ class IntVLAE:
         h = self.enc_c2.elu(_patches(h, 3, 2, 1))
         for c1, c2 in self.enc_blocks:
             r = c2(_patches(c1.elu(_patches(self.elu(h), 3, 1, 1)), 3, 1, 1))
-            h = np.clip(h + r, -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            h = nx.clip(h + r, -nx.ACT_LIMIT, nx.ACT_LIMIT)
         out = self.enc_out(self.elu(h).reshape(h.shape[0], -1))
         d = self.cfg.latent_dim
-        return out[:, :d], np.clip(out[:, d:], nx.LOG_STD_MIN, nx.LOG_STD_MAX)
+        return out[:, :d], nx.clip(out[:, d:], nx.LOG_STD_MIN, nx.LOG_STD_MAX)
 
     # ------------------------------------------------------------ p(z)
     def prior_means(self, z: np.ndarray) -> np.ndarray:
         """m(z) with m_i depending on z_<i only: masked weights are exact zeros, so
         entries >= i of z may hold anything (a decoder passes zeros)."""
-        u, m = np.clip(z, -nx.ACT_LIMIT, nx.ACT_LIMIT), np.zeros_like(z)
+        u, m = nx.clip(z, -nx.ACT_LIMIT, nx.ACT_LIMIT), np.zeros_like(z)
         for l1, l2 in self.prior_steps:
             shift = l2(l1.elu(u))
-            m = np.clip(m + shift, -nx.ACT_LIMIT, nx.ACT_LIMIT)   # keep every layer input bounded
-            u = np.clip(u - shift, -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            m = nx.clip(m + shift, -nx.ACT_LIMIT, nx.ACT_LIMIT)   # keep every layer input bounded
+            u = nx.clip(u - shift, -nx.ACT_LIMIT, nx.ACT_LIMIT)
         return m
 
     # ------------------------------------------------------------ p(x|z)
     def zfeatures(self, z: np.ndarray) -> np.ndarray:
-        """z (B, D) fixed point -> the upsampled map (B, H, W, zfeat) before projection."""
+        """z (B, D) fixed point -> the upsampled map (B, H, W, zfeat) before projection,
+        POSTERIOR_IMAGES images at a time (cache-sized, as the posterior)."""
+        if len(z) <= POSTERIOR_IMAGES:
+            return self._zfeatures(z)
+        return np.concatenate([self._zfeatures(z[i:i + POSTERIOR_IMAGES]) for i in range(0, len(z), POSTERIOR_IMAGES)])
+
+    def _zfeatures(self, z: np.ndarray) -> np.ndarray:
         b, s = z.shape[0], self.side
         h = self.zf_lin.elu(z).reshape(b, s, s, -1)
         for up in self.zf_up:
@@ -328,7 +334,7 @@ class IntVLAE:
         a = np.asarray(a.reshape(-1, a.shape[-1]), dtype=np.float64)   # (no copy on the decoder's path)
         for l1, l2 in self.pc_blocks:
             a = a + l2(l1.elu(self.elu(a)))
-            np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
+            nx.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
         if self.levels > 2:
             logits = self.pc_head(self.elu(a))
             return nx.categorical_freqs(logits, self.exp_t).reshape(shape + (self.levels,))
@@ -340,7 +346,7 @@ class IntVLAE:
         acc += h.b_sig
         if h.shift:
             acc *= h.scale
-        np.clip(acc, 0.0, 2.0 * nx.SIGMOID_RANGE, out=acc)
+        nx.clip(acc, 0.0, 2.0 * nx.SIGMOID_RANGE, out=acc)
         return self.sig_t[acc.astype(np.intp)[:, 0]].reshape(shape)
 
     def pixel_freqs(self, x: np.ndarray, z: np.ndarray, chunk: int = 8) -> np.ndarray:
@@ -387,7 +393,7 @@ class IntVLAE:
                 a = y
             else:
                 a += y
-                np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
+                nx.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
         return a.reshape(b, hh, ww, c)
 
     def stepper(self, z: np.ndarray) -> "IntStepper":
@@ -402,7 +408,7 @@ class IntVLAE:
         z = np.zeros(js.shape)
         prior = self.prior_stepper(len(js))
         for i in range(js.shape[1]):
-            z[:, i] = np.clip(prior.mean(i) + offsets[i][js[:, i]], -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            z[:, i] = nx.clip(prior.mean(i) + offsets[i][js[:, i]], -nx.ACT_LIMIT, nx.ACT_LIMIT)
             prior.set(i, z[:, i])
         return z
 
@@ -444,19 +450,19 @@ class PriorStepper:
             if l2.shift:
                 a *= l2.scale
                 np.floor(a, out=a)
-            np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
+            nx.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
             self.shifts[s] = a
-            m = np.clip(m + a, -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            m = nx.clip(m + a, -nx.ACT_LIMIT, nx.ACT_LIMIT)
         return m
 
     def set(self, i: int, z_i: np.ndarray) -> None:
         """z_i is known: feed it (and each step's input derived from it) forward."""
         if i != self.next:
             raise ValueError(f"prior stepper: dimension {i} set out of order (expected {self.next})")
-        u = np.clip(np.asarray(z_i, dtype=np.float64), -nx.ACT_LIMIT, nx.ACT_LIMIT)
+        u = nx.clip(np.asarray(z_i, dtype=np.float64), -nx.ACT_LIMIT, nx.ACT_LIMIT)
         for s, ((l1, _), acc) in enumerate(zip(self.steps, self.acc)):
             acc += u[:, None] * l1.w[i][None, :]
-            u = np.clip(u - self.shifts[s], -nx.ACT_LIMIT, nx.ACT_LIMIT)
+            u = nx.clip(u - self.shifts[s], -nx.ACT_LIMIT, nx.ACT_LIMIT)
         self.next = i + 1
 
 
@@ -521,7 +527,7 @@ class IntStepper:
         for i in range(1, len(net.pc_convs)):
             np.take(self.a_buf[i - 1], idx, axis=0, out=self.taps_b_rows)
             a += net.pc_convs[i]._elu_tail(self.conv_wt[i] @ self.win_b)
-            np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
+            nx.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
             self.a_buf[i][pos] = a
         return self._head(a)
 
@@ -536,9 +542,9 @@ class IntStepper:
             if l2.shift:
                 r *= l2.scale
                 np.floor(r, out=r)
-            np.clip(r, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=r)
+            nx.clip(r, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=r)
             a = a + r
-            np.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
+            nx.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
         head = net.pc_head
         acc = self.head_wt @ net.elu(a)
         acc += self.head_b
@@ -546,11 +552,11 @@ class IntStepper:
             if head.shift:
                 acc *= head.scale
                 np.floor(acc, out=acc)
-            np.clip(acc, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=acc)
+            nx.clip(acc, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=acc)
             return nx.categorical_freqs(np.ascontiguousarray(acc.T), net.exp_t)
         if head.shift:
             acc *= head.scale
-        np.clip(acc, 0.0, 2.0 * nx.SIGMOID_RANGE, out=acc)
+        nx.clip(acc, 0.0, 2.0 * nx.SIGMOID_RANGE, out=acc)
         return net.sig_t[acc.astype(np.intp)[0]]
 
     def set_pixel(self, t: int, values: np.ndarray) -> None:

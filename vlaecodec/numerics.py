@@ -74,19 +74,28 @@ INV_SIGMA_FRAC = 16        # 1/sigma is stored with 16 fractional bits
 
 # --------------------------------------------------------------- primitives
 
+# The clip ufunc itself: np.clip's Python dispatch costs more than clipping the small
+# arrays of a decoder step (1.1 us against 2.6 us a call; ~400,000 calls per 5,000
+# digits). Same result: min(max(x, lo), hi).
+try:
+    from numpy._core.umath import clip
+except ImportError:   # numpy < 2
+    from numpy.core.umath import clip  # type: ignore[no-redef]
+
+
 def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
     """Rounding right shift by ``shift`` bits with saturation, in place; exact."""
     if shift:
         acc *= 2.0 ** -shift
     acc += 0.5
     np.floor(acc, out=acc)
-    np.clip(acc, -ACT_LIMIT, ACT_LIMIT, out=acc)
+    clip(acc, -ACT_LIMIT, ACT_LIMIT, out=acc)
     return acc
 
 
 def lookup(table: np.ndarray, v: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """table[clip(v, lo, hi) - lo] for integer-valued float arrays ``v``."""
-    idx = np.clip(v, lo, hi)
+    idx = clip(v, lo, hi)
     idx -= lo
     return table[idx.astype(np.intp)]
 
@@ -99,7 +108,7 @@ def elu_table(stored: np.ndarray) -> np.ndarray:
 
 def elu(y: np.ndarray, table: np.ndarray) -> np.ndarray:
     """ELU in fixed point (saturating at -1 below -ELU_RANGE); ``table`` from ``elu_table``."""
-    idx = np.clip(y, -ELU_RANGE, ACT_LIMIT)
+    idx = clip(y, -ELU_RANGE, ACT_LIMIT)
     idx += ELU_RANGE
     return table[idx.astype(np.intp)]
 
