@@ -51,3 +51,40 @@ def test_cleans_up_on_failure(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         fileio.write_atomic(tmp_path / "g.bin", failing_writer)
     assert os.listdir(tmp_path) == []
+
+
+def test_many_files_written_in_one_batch(tmp_path, monkeypatch):
+    syncs = []
+    monkeypatch.setattr(os, "sync", lambda: syncs.append(sorted(os.listdir(tmp_path))))
+    items = [(tmp_path / f"{i}.png", f"image {i}".encode()) for i in range(5)]
+    assert fileio.write_many_atomic(items) == 5
+    # one sync, while every file was still a temp file (no final name yet)
+    assert len(syncs) == 1 and len(syncs[0]) == 5 and all(n.endswith(".tmp") for n in syncs[0])
+    assert sorted(os.listdir(tmp_path)) == [f"{i}.png" for i in range(5)]
+    assert [(tmp_path / f"{i}.png").read_bytes() for i in range(5)] == [f"image {i}".encode() for i in range(5)]
+    with pytest.raises(FileExistsError):
+        fileio.write_many_atomic([(tmp_path / "new.png", b"x"), (tmp_path / "2.png", b"y")])
+    assert sorted(os.listdir(tmp_path)) == [f"{i}.png" for i in range(5)]   # nothing new, no temps
+    fileio.write_many_atomic([(tmp_path / "2.png", b"replaced")], overwrite=True)
+    assert (tmp_path / "2.png").read_bytes() == b"replaced"
+
+
+def test_many_files_nothing_appears_if_making_one_fails(tmp_path):
+    def items():
+        yield tmp_path / "a.png", b"a"
+        yield tmp_path / "b.png", b"b"
+        raise RuntimeError("encoder failed")
+
+    with pytest.raises(RuntimeError):
+        fileio.write_many_atomic(items())
+    assert os.listdir(tmp_path) == []
+
+
+def test_many_files_a_name_that_appears_meanwhile_is_kept(tmp_path, monkeypatch):
+    def sync():   # another program writes b.png after our check, before our rename
+        (tmp_path / "b.png").write_bytes(b"theirs")
+    monkeypatch.setattr(os, "sync", sync)
+    with pytest.raises(FileExistsError):
+        fileio.write_many_atomic([(tmp_path / "a.png", b"a"), (tmp_path / "b.png", b"b"), (tmp_path / "c.png", b"c")])
+    assert (tmp_path / "b.png").read_bytes() == b"theirs"
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]   # a was complete; no temps

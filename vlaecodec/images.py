@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .fileio import check_writable, naming, write_output
+from .fileio import check_writable, naming, write_many_atomic, write_output
 
 if TYPE_CHECKING:
     from .codec import Archive
@@ -295,8 +295,10 @@ def write_images(paths: Sequence[str], images: Sequence[np.ndarray], modes: Sequ
         raise FileExistsError(errno.EEXIST, "exists" + many, clash[0])
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
-    for path, pixels, mode in zip(paths, images, modes):
-        write_output(path, png_bytes(pixels, mode, levels), overwrite=overwrite)
+    if len(paths) == 1:
+        write_output(paths[0], png_bytes(images[0], modes[0], levels), overwrite=overwrite)
+        return
+    write_many_atomic(((p, png_bytes(x, m, levels)) for p, x, m in zip(paths, images, modes)), overwrite=overwrite)
 
 
 def write_archive(archive: Archive, output: str, where: str, *, overwrite: bool = False) -> bool:
