@@ -405,3 +405,24 @@ def test_pixel_cost_table_is_far_from_rounding_ties():
     v = -np.log2(f / codec.PIXEL_TOTAL) * 65536
     assert np.abs(v - np.floor(v) - 0.5).min() > 1e-6
     assert np.array_equal(codec._NLL_Q16[1:], np.rint(v))
+
+
+def test_one_chain_coded_with_threads_is_the_same_file(tiny, monkeypatch):
+    """A single chain uses the cores as threads (intnet.threads): parts of each batch's
+    passes run at once. The file and the decoded images must not depend on it."""
+    from vlaecodec import intnet
+    splits = []
+    real = intnet.IntVLAE._split
+    monkeypatch.setattr(intnet.IntVLAE, "_split", lambda self, fn, *a: splits.append(len(a[0])) or real(self, fn, *a))
+    x = list(synthetic_digits(150, seed=23))
+    alone = vlaecodec.compress(x, tiny, jobs=1)
+    assert splits == []
+    threaded = vlaecodec.compress(x, tiny, jobs=3)
+    assert threaded == alone and max(splits) >= 64   # the threads really took parts
+    n_enc = len(splits)
+    out = vlaecodec.decompress(alone, tiny, jobs=3)
+    assert _same(out.images, x) and len(splits) > n_enc
+    assert _same(vlaecodec.decompress(alone, tiny, jobs=1).images, x)
+    lossy = vlaecodec.compress(x[:40], tiny, lossy=True, jobs=1)
+    assert vlaecodec.compress(x[:40], tiny, lossy=True, jobs=2) == lossy
+    assert _same(vlaecodec.decompress(lossy, tiny, jobs=2).images, vlaecodec.decompress(lossy, tiny, jobs=1).images)

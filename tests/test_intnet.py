@@ -373,3 +373,20 @@ def test_stepper_and_posterior_do_not_depend_on_the_batch(net, x, monkeypatch):
     monkeypatch.setattr(intnet, "POSTERIOR_IMAGES", 3)   # chunks of 3, a partial last one
     m3, l3 = net.posterior(xs)
     assert np.array_equal(m3, mean) and np.array_equal(l3, ls)
+
+
+def test_thread_pool_passes_equal_the_serial_ones(net, x):
+    from vlaecodec import blas, intnet
+    z = np.concatenate(_latent_sets(net, x))
+    xs = np.concatenate([x] * (len(z) // len(x)))
+    big = np.concatenate([xs] * 8)
+    want = (net.pixel_freqs(xs, z), net.posterior(big), net.prior_means(z))
+    before = blas.get_threads()
+    with intnet.threads(net, 3):
+        assert net.pool is not None and net.pool_size == 3
+        if before is not None:
+            assert blas.get_threads() == 1
+        got = (net.pixel_freqs(xs, z), net.posterior(big), net.map(net.prior_means, z))
+    assert net.pool is None and blas.get_threads() == before
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[2], want[2])
+    assert all(np.array_equal(a, b) for a, b in zip(got[1], want[1]))

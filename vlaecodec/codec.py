@@ -45,7 +45,7 @@ from . import container as _container
 from .container import (MAX_BATCH, MAX_DIRECT, MAX_PARTICLES, ContainerError, Header, batch_particles,
                         chain_count, default_mode, max_bits_back_batches,
                         pack, unpack)
-from .intnet import BinCode, IntVLAE
+from .intnet import BinCode, IntVLAE, threads
 from .zoo import DEFAULT_MODELS, LoadedModel, ModelError, find_by_hash
 
 # Pop a batch's latents only when the stack holds STACK_MARGIN x their expected bits. (A
@@ -224,8 +224,8 @@ def choose_direct_bins(net: IntVLAE, x: np.ndarray, rounds: int = 2, code: BinCo
 def _posterior_tables(net: IntVLAE, mean: np.ndarray, log_std: np.ndarray):
     """Q(z|x) frequency tables for images in chunks: yields (rows, tables (n*D, cells))."""
     for r in range(0, len(mean), POSTERIOR_CHUNK):
-        yield slice(r, r + POSTERIOR_CHUNK), net.grid.posterior_freqs(
-            mean[r:r + POSTERIOR_CHUNK].ravel(), log_std[r:r + POSTERIOR_CHUNK].ravel())
+        yield slice(r, r + POSTERIOR_CHUNK), net.map(
+            net.grid.posterior_freqs, mean[r:r + POSTERIOR_CHUNK].ravel(), log_std[r:r + POSTERIOR_CHUNK].ravel(), least=512)
 
 
 def _pop_posterior(net: IntVLAE, coder, mean: np.ndarray, log_std: np.ndarray) -> np.ndarray:
@@ -280,9 +280,9 @@ def _push_prior(net: IntVLAE, coder, k: np.ndarray) -> None:
     """Push z under p(z): the decoder pops dimension 0 first, images inner. One prior
     pass gives every conditional mean, since m_i only reads z_<i."""
     g = net.grid
-    m = net.prior_means(g.values(k))
+    m = net.map(net.prior_means, g.values(k), least=64)
     coder.encode_reverse(np.ascontiguousarray((k.T + g.K).ravel(), dtype=np.int32), _CATEGORICAL,
-                         g.prior_freqs(m.T.ravel()))
+                         net.map(g.prior_freqs, m.T.ravel(), least=512))
 
 
 def _pop_prior(net: IntVLAE, coder, b: int) -> np.ndarray:
@@ -580,13 +580,14 @@ def _run_chains(net: IntVLAE, jobs: int, fn, args: list[tuple], sizes: list[int]
     _WORKER_NET = net
     pool = _pool(min(jobs, len(args)))
     try:
-        if pool is None:
+        if pool is None:   # one chain after another, each with the cores as threads
             out, done = [], 0
-            for a, n in zip(args, sizes):
-                out.append(fn(*a))
-                done += n
-                if progress:
-                    progress(done)
+            with threads(net, jobs):
+                for a, n in zip(args, sizes):
+                    out.append(fn(*a))
+                    done += n
+                    if progress:
+                        progress(done)
             return out
         try:
             futures = [pool.submit(fn, *a) for a in args]
@@ -632,7 +633,8 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
             raise ContainerError(f"draw must be 0 (most probable pixels), 1..7 (the model's best of "
                                  f"2**(d-1) samples) or {lz.DRAW_PICK}..{lz.DRAW_PICK + 6} (the encoder's "
                                  f"pick of 2**(d-{lz.DRAW_PICK}) samples)")
-        payload = lz.encode(net, x, level, draw)
+        with threads(net, default_jobs() if jobs is None else max(1, int(jobs))):
+            payload = lz.encode(net, x, level, draw)
         header = Header(model_hash=loaded.sha256[:6], count=n, height=net.size, width=net.size,
                         model_name=None if loaded.name in DEFAULT_MODELS.values() else loaded.name,
                         names=list(names) if names is not None else None, modes=modes, levels=net.levels,
@@ -652,8 +654,9 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
     n_chains = chain_count(n)
     bounds = [i * n // n_chains for i in range(n_chains + 1)]
     st: dict = {}
-    if n_chains == 1:
-        schedule, payload = _compress_chain(net, x, progress, st, particles)
+    if n_chains == 1:   # this process alone: the cores as threads (intnet.threads)
+        with threads(net, jobs):
+            schedule, payload = _compress_chain(net, x, progress, st, particles)
         chain_bytes: list[int] = []
     else:
         results = _run_chains(net, jobs, _chain_encode_job, [(x[a:b], particles) for a, b in zip(bounds, bounds[1:])],
@@ -703,15 +706,17 @@ def decompress(data: bytes, loaded: LoadedModel | None = None, *, progress: Prog
     if header.lossy_level:
         from . import lossy as lz
         header.verify([payload])   # damage is found before anything is drawn
-        images = lz.decode(net, payload, header.count, header.lossy_level, header.lossy_draw, progress)
+        with threads(net, default_jobs() if jobs is None else max(1, int(jobs))):
+            images = lz.decode(net, payload, header.count, header.lossy_level, header.lossy_draw, progress)
         return Archive(images=list(images), names=header.names, modes=header.image_modes(), header=header)
     chains = header.chains()
     cuts = np.cumsum([0] + (header.chain_bytes or []) + [len(payload) - sum(header.chain_bytes or [])])
     parts = [payload[a:b] for a, b in zip(cuts, cuts[1:])]
+    jobs = default_jobs() if jobs is None else max(1, int(jobs))
     if len(chains) == 1:
-        images = _decompress_chain(net, chains[0], parts[0], progress, header.particles)
+        with threads(net, jobs):
+            images = _decompress_chain(net, chains[0], parts[0], progress, header.particles)
     else:
-        jobs = default_jobs() if jobs is None else max(1, int(jobs))
         images = np.concatenate(_run_chains(net, jobs, _chain_decode_job, [(c, p, header.particles) for c, p in zip(chains, parts)],
                                             [sum(c) for c in chains], progress))
     if progress:
