@@ -426,3 +426,16 @@ def test_one_chain_coded_with_threads_is_the_same_file(tiny, monkeypatch):
     lossy = vlaecodec.compress(x[:40], tiny, lossy=True, jobs=1)
     assert vlaecodec.compress(x[:40], tiny, lossy=True, jobs=2) == lossy
     assert _same(vlaecodec.decompress(lossy, tiny, jobs=2).images, vlaecodec.decompress(lossy, tiny, jobs=1).images)
+
+
+def test_two_threads_coding_with_one_model_at_once(tiny):
+    """Each calling thread has its own pool (intnet.threads): concurrent calls on one
+    model neither share nor shut down each other's."""
+    from concurrent.futures import ThreadPoolExecutor
+    sets = [list(synthetic_digits(120, seed=s)) for s in (31, 32, 33, 34)]
+    want = [vlaecodec.compress(x, tiny, jobs=1) for x in sets]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda x: vlaecodec.compress(x, tiny, jobs=2), sets))
+        back = list(ex.map(lambda b: vlaecodec.decompress(b, tiny, jobs=2).images, want))
+    assert got == want
+    assert all(_same(b, x) for b, x in zip(back, sets))

@@ -17,6 +17,7 @@ with the parallel pass and only the decoder steps pixel by pixel.
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -418,8 +419,24 @@ class IntVLAE:
     # Every pass above is per image, so a batch may be cut anywhere and its parts computed
     # at once: numpy drops the GIL inside its loops and GEMMs (2 threads on 2,000 digits:
     # pixel pass 845 -> 1,454 img/s, posterior 2,052 -> 3,789). ``threads`` sets a pool.
-    pool: Executor | None = None
-    pool_size = 1
+    # The pool is per calling thread: two threads may code with one model at once, and
+    # the pool's own threads (which compute parts) see none, so parts are never split again.
+    _local = threading.local()
+
+    @property
+    def pool(self) -> Executor | None:
+        return getattr(self._local, "pools", {}).get(id(self), (None, 1))[0]
+
+    @property
+    def pool_size(self) -> int:
+        return getattr(self._local, "pools", {}).get(id(self), (None, 1))[1]
+
+    def _set_pool(self, pool: Executor | None, size: int) -> None:
+        pools = self._local.__dict__.setdefault("pools", {})
+        if pool is None:
+            pools.pop(id(self), None)
+        else:
+            pools[id(self)] = (pool, size)
 
     def map(self, fn: Callable, *arrays: np.ndarray, least: int = 2):
         """fn(*arrays) for a function that works row by row (same rows out as in), split
@@ -617,11 +634,11 @@ def threads(net: IntVLAE, n: int) -> Iterator[None]:
     blas.set_threads(1)
     try:
         with ThreadPoolExecutor(n - 1) as pool:   # the calling thread computes one part
-            net.pool, net.pool_size = pool, n
+            net._set_pool(pool, n)
             try:
                 yield
             finally:
-                net.pool, net.pool_size = None, 1
+                net._set_pool(None, 1)
     finally:
         if before is not None:
             blas.set_threads(before)
