@@ -41,7 +41,8 @@ def cli() -> None:
               "redraws the details with the model.")
 @click.option("--rate", type=click.IntRange(min=1), help="Lossy level: 1 (fewest bytes) up; default: the model's.")
 @click.option("--particles", type=click.IntRange(1, 64), default=1, help="Monte Carlo bits-back with K particles: "
-              "archives near the IWAE bound (K=4: ~0.7% smaller, ~1.7x slower).")
+              "archives near the IWAE bound (10,000 digits: K=4 0.9% smaller, ~3.5x slower; K=16 1.2% "
+              "smaller, ~11x slower; larger K gains less on whole archives).")
 @JOBS
 @FORCE
 @QUIET
