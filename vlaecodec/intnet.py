@@ -233,6 +233,10 @@ class IntVLAE:
         self.pc_blocks = [(dense(f"pc.blk{i}.l1"), dense(f"pc.blk{i}.l2")) for i in range(cfg.pcnn_out_blocks)]
         self.pc_head = dense("pc.head")
         self.pc_head.b_sig = self.pc_head.b_round + float(nx.SIGMOID_RANGE) * 2.0 ** self.pc_head.shift
+        # The head's weights transposed, for W^T @ features (head_channels_first).
+        tr = np.ascontiguousarray
+        self._blocks_t = [(tr(l1.w.T), l1.b_elu[:, None], tr(l2.w.T), l2.b_round[:, None]) for l1, l2 in self.pc_blocks]
+        self._head_t = tr(self.pc_head.w.T)
         for layer in self._layers():
             layer.elu_pos = self.elu_t
             layer.check_exact(self._input_bound(layer))
@@ -339,23 +343,41 @@ class IntVLAE:
         """Per-pixel head: features (..., C) -> frequencies: binary models P(x=1) out of
         2**16, shape (...); 8-bit models every level out of 2**24, int64 (..., 256)."""
         shape = a.shape[:-1]
-        a = np.asarray(a.reshape(-1, a.shape[-1]), dtype=np.float64)   # (no copy on the decoder's path)
-        for l1, l2 in self.pc_blocks:
-            a = a + l2(l1.elu(self.elu(a)))
+        f = self.head_channels_first(np.asarray(a.reshape(-1, a.shape[-1]), dtype=np.float64).T)
+        return f.reshape(shape + f.shape[1:])
+
+    def head_channels_first(self, a: np.ndarray) -> np.ndarray:
+        """``head`` of features held channels-first, (C, N) -> (N,) or (N, 256): the one
+        head of both coding sides (the stepper keeps its features this way; the parallel
+        pass hands over a transposed view). GEMMs as W^T @ a, same integer sums."""
+        for (l1, l2), (w1, b1, w2, b2) in zip(self.pc_blocks, self._blocks_t):
+            acc = w1 @ self.elu(a)
+            acc += b1
+            r = w2 @ l1._elu_tail(acc)
+            r += b2
+            if l2.shift:
+                r *= l2.scale
+                np.floor(r, out=r)
+            nx.clip(r, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=r)
+            a = a + r
             nx.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
+        h = self.pc_head
+        acc = self._head_t @ self.elu(a)
         if self.levels > 2:
-            logits = self.pc_head(self.elu(a))
-            return nx.categorical_freqs(logits, self.exp_t).reshape(shape + (self.levels,))
+            acc += h.b_round[:, None]
+            if h.shift:
+                acc *= h.scale
+                np.floor(acc, out=acc)
+            nx.clip(acc, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=acc)
+            return nx.categorical_freqs(np.ascontiguousarray(acc.T), self.exp_t)
         # The logit -> frequency table read like the fused ELU: the table's offset is
         # folded into the bias, so clip, truncate and gather (same result as
         # lookup(sig_t, rescale(logit), -R, R)).
-        h = self.pc_head
-        acc = self.elu(a) @ h.w
-        acc += h.b_sig
+        acc += h.b_sig[:, None]
         if h.shift:
             acc *= h.scale
         nx.clip(acc, 0.0, 2.0 * nx.SIGMOID_RANGE, out=acc)
-        return self.sig_t[acc.astype(np.intp)[:, 0]].reshape(shape)
+        return self.sig_t[acc.astype(np.intp)[0]]
 
     def pixel_freqs(self, x: np.ndarray, z: np.ndarray, chunk: int = 8) -> np.ndarray:
         """The parallel pass: frequencies for every pixel (see ``head``): binary models
@@ -563,12 +585,7 @@ class IntStepper:
         self.taps_a_rows = self.win_a[:na]
         self.taps_b_rows = self.win_b[:nb * c].reshape(nb, c, b)
         self.z_rows = (slice(na, na + zf), slice(nb * c, nb * c + zf))
-        tr = np.ascontiguousarray
-        self.conv_wt = [tr(layer.w_b_elu.T) for layer in net.pc_convs]
-        self.block_wt = [(tr(l1.w.T), l1.b_elu[:, None], tr(l2.w.T), l2.b_round[:, None]) for l1, l2 in net.pc_blocks]
-        head = net.pc_head
-        self.head_wt = tr(head.w.T)
-        self.head_b = (head.b_sig if net.levels == 2 else head.b_round)[:, None]
+        self.conv_wt = [np.ascontiguousarray(layer.w_b_elu.T) for layer in net.pc_convs]
 
     def freqs(self, t: int) -> np.ndarray:
         """Frequencies of pixel t for all B images (reads only pixels < t): (B,) for
@@ -585,35 +602,7 @@ class IntStepper:
             a += net.pc_convs[i]._elu_tail(self.conv_wt[i] @ self.win_b)
             nx.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
             self.a_buf[i][pos] = a
-        return self._head(a)
-
-    def _head(self, a: np.ndarray) -> np.ndarray:
-        """``IntVLAE.head`` for channels-first features (C, B): the same integers."""
-        net = self.net
-        for (l1, l2), (w1, b1, w2, b2) in zip(net.pc_blocks, self.block_wt):
-            acc = w1 @ net.elu(a)
-            acc += b1
-            r = w2 @ l1._elu_tail(acc)
-            r += b2
-            if l2.shift:
-                r *= l2.scale
-                np.floor(r, out=r)
-            nx.clip(r, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=r)
-            a = a + r
-            nx.clip(a, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=a)
-        head = net.pc_head
-        acc = self.head_wt @ net.elu(a)
-        acc += self.head_b
-        if net.levels > 2:
-            if head.shift:
-                acc *= head.scale
-                np.floor(acc, out=acc)
-            nx.clip(acc, -nx.ACT_LIMIT, nx.ACT_LIMIT, out=acc)
-            return nx.categorical_freqs(np.ascontiguousarray(acc.T), net.exp_t)
-        if head.shift:
-            acc *= head.scale
-        nx.clip(acc, 0.0, 2.0 * nx.SIGMOID_RANGE, out=acc)
-        return net.sig_t[acc.astype(np.intp)[0]]
+        return net.head_channels_first(a)
 
     def set_pixel(self, t: int, values: np.ndarray) -> None:
         """Record the (decoded or true) value of pixel t for all B images."""
