@@ -548,6 +548,11 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _jobs(jobs: int | None) -> int:
+    """Processes (or threads, for one chain) to code with: the usable cores by default."""
+    return default_jobs() if jobs is None else max(1, int(jobs))
+
+
 def _pool(workers: int):
     """A process pool whose workers inherit the model by fork; None where fork is missing
     (then chains run one after another: same files, no parallelism)."""
@@ -633,7 +638,7 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
             raise ContainerError(f"draw must be 0 (most probable pixels), 1..7 (the model's best of "
                                  f"2**(d-1) samples) or {lz.DRAW_PICK}..{lz.DRAW_PICK + 6} (the encoder's "
                                  f"pick of 2**(d-{lz.DRAW_PICK}) samples)")
-        with threads(net, default_jobs() if jobs is None else max(1, int(jobs))):
+        with threads(net, _jobs(jobs)):
             payload = lz.encode(net, x, level, draw)
         header = Header(model_hash=loaded.sha256[:6], count=n, height=net.size, width=net.size,
                         model_name=None if loaded.name in DEFAULT_MODELS.values() else loaded.name,
@@ -650,7 +655,7 @@ def compress(images: Sequence[np.ndarray], loaded: LoadedModel, *, names: Sequen
     particles = int(particles)
     if not 1 <= particles <= MAX_PARTICLES:
         raise ContainerError(f"particles must be 1..{MAX_PARTICLES}")
-    jobs = default_jobs() if jobs is None else max(1, int(jobs))
+    jobs = _jobs(jobs)
     n_chains = chain_count(n)
     bounds = [i * n // n_chains for i in range(n_chains + 1)]
     st: dict = {}
@@ -706,13 +711,13 @@ def decompress(data: bytes, loaded: LoadedModel | None = None, *, progress: Prog
     if header.lossy_level:
         from . import lossy as lz
         header.verify([payload])   # damage is found before anything is drawn
-        with threads(net, default_jobs() if jobs is None else max(1, int(jobs))):
+        with threads(net, _jobs(jobs)):
             images = lz.decode(net, payload, header.count, header.lossy_level, header.lossy_draw, progress)
         return Archive(images=list(images), names=header.names, modes=header.image_modes(), header=header)
     chains = header.chains()
     cuts = np.cumsum([0] + (header.chain_bytes or []) + [len(payload) - sum(header.chain_bytes or [])])
     parts = [payload[a:b] for a, b in zip(cuts, cuts[1:])]
-    jobs = default_jobs() if jobs is None else max(1, int(jobs))
+    jobs = _jobs(jobs)
     if len(chains) == 1:
         with threads(net, jobs):
             images = _decompress_chain(net, chains[0], parts[0], progress, header.particles)
