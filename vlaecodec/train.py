@@ -123,9 +123,15 @@ class Ranks:
             torch.distributed.barrier(device_ids=[self.local_rank] if cuda else None)
 
     def close(self) -> None:
+        """Leave the process group together: every rank waits for the others before
+        destroying it, so no rank tears down its connections while another still uses
+        them (CI once saw rank 1 abort in gloo's teardown after training had finished)."""
         if self.owns_group and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-            self.owns_group = False
+            try:
+                self.barrier()
+            finally:
+                torch.distributed.destroy_process_group()
+                self.owns_group = False
 
 
 def setup_ranks(device: str) -> tuple[Ranks, str]:
