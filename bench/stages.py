@@ -3,6 +3,10 @@ inside the library, for one chain coded in one process with one thread (what eac
 the processes of ``--jobs`` does).
 
     python bench/stages.py --limit 5000
+    python bench/stages.py --library 3000     # vlaecodec.compress/decompress, default jobs
+
+``--library N``: instead, the library's own calls on the first N digits with the default
+``--jobs`` (one chain below 10,000 digits: one process, the cores as threads).
 
 Stages are timed by wrapping codec's functions, so the bytes are those of
 ``vlaecodec.compress``; the decoded digits are checked against the originals.
@@ -34,7 +38,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--limit", type=int, default=5000, help="digits in the chain (first N binarized test digits)")
     p.add_argument("--model", default=None)
+    p.add_argument("--library", type=int, metavar="N", help="time vlaecodec.compress and decompress of N digits")
     a = p.parse_args()
+    if a.library:
+        return library(a.library, a.model)
     blas.set_threads(1)
     net = vlaecodec.load_model(a.model).net
     x = data.load_binarized_mnist("test")[:a.limit]
@@ -74,6 +81,21 @@ def main() -> None:
         print(f"| {e} | {d} |")
     print(f"| **total** | **{enc_total:.2f} ({len(x) / enc_total:.0f} img/s)** | **total** | "
           f"**{dec_total:.2f} ({len(x) / dec_total:.0f} img/s)** |")
+
+
+def library(n: int, model: str | None) -> None:
+    loaded = vlaecodec.load_model(model)
+    x = data.load_binarized_mnist("test")[:n]
+    vlaecodec.decompress(vlaecodec.compress(list(x[:20]), loaded), loaded)   # warm-up
+    t = time.perf_counter()
+    blob = vlaecodec.compress(list(x), loaded)
+    te = time.perf_counter() - t
+    t = time.perf_counter()
+    back = vlaecodec.decompress(blob, loaded).images
+    td = time.perf_counter() - t
+    assert np.array_equal(np.asarray(back), x), "decoded digits differ"
+    print(f"{n} digits, {len(blob)} bytes, {len(vlaecodec.inspect(blob).chains())} chain(s), default jobs: "
+          f"encode {n / te:.0f} img/s, decode {n / td:.0f} img/s")
 
 
 if __name__ == "__main__":
