@@ -1,9 +1,12 @@
 # Set-up commands (see README.md):
-#   make demo   install, then compress/decompress the bundled sample with the default model
-#   make test   install with the test extra, then run the fast tests
+#   make demo   install the codec (numpy, pillow, click, constriction; no torch), then
+#               compress/decompress the bundled sample with the default model
+#   make test   install with the test extra (pytest, and torch: the tests train and
+#               evaluate tiny float models), then run the fast tests
 #
-# torch is pinned to the local CPU wheel through constraints.txt; GPU users install
-# their own torch first and run `pip install -e .` (see README.md).
+# constraints.txt pins torch's version (2.13.0), not its build: here pip finds the local
+# CPU wheel; elsewhere, install the CPU build first from PyTorch's CPU index, or your
+# CUDA build (README.md, Set up). No index URL here: it would bypass the local wheel.
 
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip

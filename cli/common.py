@@ -4,12 +4,13 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from contextlib import suppress
-from typing import Any, Callable
+from contextlib import contextmanager, suppress
+from typing import Any, Callable, Iterator
 
 import click
 
 from vlaecodec import CodecError, ModelError, data, fileio, images, lossy_bench, zoo
+from vlaecodec.fileinfo import TRAIN_EXTRA
 
 CONTEXT = dict(help_option_names=["-h", "--help"])   # subcommands inherit it from the group
 QUIET = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -56,3 +57,16 @@ def friendly(f: Callable[..., Any] | None = None, *, also: tuple[type[BaseExcept
             raise click.ClickException(one_line(e) or e.__class__.__name__) from None
     return wrapper
 
+
+
+@contextmanager
+def needs_torch(what: str) -> Iterator[None]:
+    """A missing torch (the [train] extra) becomes one line saying how to install it."""
+    try:
+        yield
+    except ImportError as e:
+        if (e.name or "").split(".")[0] != "torch":
+            raise
+        raise click.ClickException(f"{what} needs torch, which is not installed: {TRAIN_EXTRA} (CPU-only "
+                                   "build: pip install torch --index-url https://download.pytorch.org/whl/cpu "
+                                   "first)") from None

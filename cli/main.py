@@ -7,12 +7,13 @@ from typing import Any
 
 import click
 
-# None of these imports torch, so --help stays fast; eval and bench import it when they run.
+# None of these imports torch (the [train] extra): compress, decompress, info, models and
+# bench run without it; train and eval import it when they run.
 from vlaecodec import __version__, fileinfo, fileio, images, lossy_bench, progress, zoo
 from vlaecodec.config import PRESETS
 from vlaecodec.data import DATASETS, SPLITS, fetch_lines, info_lines
 
-from .common import CONTEXT, FORCE, JOBS, QUIET, friendly, model_option
+from .common import CONTEXT, FORCE, JOBS, QUIET, friendly, model_option, needs_torch
 
 SPLIT = click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="The split.")
 
@@ -90,7 +91,7 @@ def decompress(quiet: bool, **options: Any) -> None:
 
 @cli.command()
 @click.argument("file")
-@click.option("--elbo/--no-elbo", default=True, show_default=True, help="Decode and report the model's -ELBO.")
+@click.option("--elbo/--no-elbo", default=True, show_default=True, help="Decode and report the model's -ELBO (needs torch, the [train] extra; skipped without it).")
 @QUIET
 @friendly
 def info(file: str, elbo: bool, quiet: bool) -> None:
@@ -172,7 +173,8 @@ def train(ctx: click.Context, preset: str | None) -> None:
 
     Example: vlaecodec train --preset vlae-mnist --out runs/mnist --minutes 60
     """
-    from vlaecodec.train import main
+    with needs_torch("vlaecodec train"):
+        from vlaecodec.train import main
     main(["--preset", preset, *ctx.args] if preset else ctx.args)
 
 
@@ -195,7 +197,8 @@ def eval_cmd(json_out: str | None, **options: Any) -> None:
         vlaecodec eval
         vlaecodec eval --limit 1000 --iwae-k 0 --json elbo.json
     """
-    from vlaecodec.evaluate import evaluate_named, report_lines   # imports torch
+    with needs_torch("vlaecodec eval"):
+        from vlaecodec.evaluate import evaluate_named, report_lines   # imports torch
     about, r = evaluate_named(**options)
     click.echo("\n".join(report_lines(about, r)), err=json_out == "-")   # stdout keeps pure JSON
     if json_out:
@@ -218,7 +221,8 @@ def eval_cmd(json_out: str | None, **options: Any) -> None:
 def bench(dataset: str, split: str, limit: int | None, single_limit: int | None, model: str | None,
           out_dir: str | None, no_peers: bool, cli_timing: bool, lossy: bool, quiet: bool) -> None:
     """Measure real bits/dim against the model's -ELBO, single-image sizes, speed and
-    peer codecs on the same images; prints markdown and writes JSON.
+    peer codecs on the same images; prints markdown and writes JSON. The -ELBO row needs
+    torch (the [train] extra); without it the row says so and the rest is measured.
 
     \b
     Example:
@@ -232,7 +236,7 @@ def bench(dataset: str, split: str, limit: int | None, single_limit: int | None,
         res = lossy_bench.run(model=model, limit=limit, single_limit=single_limit, out_dir=out_dir,
                               peers=not no_peers)
     else:
-        from vlaecodec.bench import run_bench   # imports torch
+        from vlaecodec.bench import run_bench   # torch only for the -ELBO row, if installed
         with progress.Bars(quiet=quiet) as bars:
             res = run_bench(dataset=dataset, split=split, limit=limit, single_limit=single_limit, model=model,
                             out_dir=out_dir, peers=not no_peers, progress_factory=bars, cli=cli_timing)

@@ -1,6 +1,7 @@
 """vlaecodec: lossless image compression with a Variational Lossy Autoencoder and
 bits-back ANS coding. Coding needs numpy and constriction only (integer arithmetic,
-identical on every machine); torch is imported for training and evaluation.
+identical on every machine): ``pip install vlaecodec`` installs no torch. Training,
+freezing and evaluating float models import torch: ``pip install 'vlaecodec[train]'``.
 
     >>> import numpy as np, vlaecodec
     >>> digits = [np.zeros((28, 28), np.uint8)]            # binary pixels: 0/1

@@ -537,9 +537,12 @@ def to_markdown(results: dict[str, Any]) -> str:
     lines = [f"### vlaecodec bench: {r['dataset']} {r['split']}, {r['n']} images "
              f"({r['image_shape'][0]}×{r['image_shape'][1]}), model {m['name']}",
              "", "| system | bits/dim | bytes/image | notes |", "|---|---|---|---|"]
-    lines.append(f"| VLAE −ELBO (model) | {_fmt(m['neg_elbo_bpd'], '.4f')} | "
-                 f"{_fmt(m['neg_elbo_nats'] / (8 * math.log(2)), '.1f')} | "
-                 f"{m['neg_elbo_nats']:.2f} nats/image, KL {m['kl_nats']:.2f} nats; a bound, not a file |")
+    if m["neg_elbo_nats"] is None:
+        lines.append(f"| VLAE −ELBO (model) | — | — | not measured: {m.get('neg_elbo_note', '')} |")
+    else:
+        lines.append(f"| VLAE −ELBO (model) | {_fmt(m['neg_elbo_bpd'], '.4f')} | "
+                     f"{_fmt(m['neg_elbo_nats'] / (8 * math.log(2)), '.1f')} | "
+                     f"{m['neg_elbo_nats']:.2f} nats/image, KL {m['kl_nats']:.2f} nats; a bound, not a file |")
     if c:
         speed = (f"encode {c['encode_images_per_s']:.0f} img/s, decode "
                  f"{_fmt(c.get('decode_images_per_s'), '.0f')} img/s")
@@ -547,8 +550,9 @@ def to_markdown(results: dict[str, Any]) -> str:
         if c.get("decode_error"):
             lossless += f" (decode failed: {c['decode_error']})"
         chains = f", {c['chains']} chains" if c.get("chains", 1) > 1 else ""
+        ratio = "" if c.get("ratio_to_elbo") is None else f", {c['ratio_to_elbo']:.4f}× −ELBO"
         lines.append(f"| vlaecodec, one archive | {c['bits_per_dim']:.4f} | {c['bytes_per_image']:.2f} | "
-                     f"{c['bytes']} bytes{chains}, {c['ratio_to_elbo']:.4f}× −ELBO; {lossless}; {speed} |")
+                     f"{c['bytes']} bytes{chains}{ratio}; {lossless}; {speed} |")
     if s:
         lines.append(f"| vlaecodec, single-image files | {s['bits_per_dim']:.4f} | {s['mean_bytes']:.2f} | "
                      f"{s['n']} files, header included; median {s['median_bytes']:.0f} B, max {s['max_bytes']} B; "
@@ -597,7 +601,7 @@ def run_bench(*, dataset: str = "binarized-mnist", split: str = "test", limit: i
     ``close()``, called when that stage ends)."""
     import vlaecodec as vc
     from . import data, zoo
-    from .evaluate import evaluate
+    from .fileinfo import TRAIN_EXTRA, have_torch
     from .fileio import write_atomic
 
     x = np.ascontiguousarray(data.load_dataset(dataset, split)[:limit]).astype(np.uint8)
@@ -610,16 +614,21 @@ def run_bench(*, dataset: str = "binarized-mnist", split: str = "test", limit: i
                   else zoo.model_for_dataset(dataset, 2 if _is_binary(x) else 256))
     n, dims = len(x), x.shape[1] * x.shape[2]
 
-    with _Stage(progress_factory, "model -ELBO", n) as prog:
-        ev = evaluate(loaded, x, progress=prog)
+    ev: dict[str, Any] = dict.fromkeys(("neg_elbo_nats", "neg_elbo_bpd", "rec_nats", "kl_nats"))
+    if have_torch():   # the float model's -ELBO needs torch (the [train] extra); the rest does not
+        from .evaluate import evaluate
+        with _Stage(progress_factory, "model -ELBO", n) as prog:
+            ev = evaluate(loaded, x, progress=prog)
     results: dict[str, Any] = {
         "dataset": dataset, "split": split, "n": n, "image_shape": list(x.shape[1:]),
         "model": {"name": loaded.name, "sha256": loaded.sha256, "receptive_rows": loaded.config.receptive_rows,
                   **{k: ev[k] for k in ("neg_elbo_nats", "neg_elbo_bpd", "rec_nats", "kl_nats")}},
     }
+    if ev["neg_elbo_bpd"] is None:
+        results["model"]["neg_elbo_note"] = f"needs torch, the [train] extra: {TRAIN_EXTRA}"
     if codec:
         c = _bench_chained(vc, loaded, x, progress_factory)
-        c["ratio_to_elbo"] = c["bits_per_dim"] / ev["neg_elbo_bpd"]
+        c["ratio_to_elbo"] = None if ev["neg_elbo_bpd"] is None else c["bits_per_dim"] / ev["neg_elbo_bpd"]
         results["codec"] = c
         k = n if single_limit is None else min(single_limit, n)
         if k > 0:

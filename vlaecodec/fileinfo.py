@@ -2,11 +2,26 @@
 decoding) how close the file came to the model's -ELBO on the same images."""
 from __future__ import annotations
 
+import importlib.util
+import sys
 from typing import Callable, Iterator
 
 import numpy as np
 
 from .container import Header, unpack
+
+# torch is the [train] extra: coding never needs it, the float model's -ELBO does.
+TRAIN_EXTRA = "pip install 'vlaecodec[train]'"
+
+
+def have_torch() -> bool:
+    """Whether torch can be imported, without importing it."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def header_lines(data: bytes) -> tuple[Header, list[str]]:
@@ -50,14 +65,17 @@ def elbo_lines(data: bytes, h: Header, progress: Callable[[int], None] | None = 
 def report(data: bytes, *, where: str = "<data>", elbo: bool = True, quiet: bool = False) -> Iterator[str]:
     """Every line ``vlaecodec info`` prints, the header's first (before any decoding),
     then for a lossless file with ``elbo`` the -ELBO comparison (a progress bar on a
-    terminal meanwhile, unless ``quiet``). Errors name the file ``where``."""
+    terminal meanwhile, unless ``quiet``), or without torch a line saying it was skipped.
+    Errors name the file ``where``."""
     from .fileio import naming
     from .progress import bar
 
     with naming(where):
         h, lines = header_lines(data)
     yield from lines
-    if elbo and not h.lossy_level:
+    if elbo and not h.lossy_level and not have_torch():
+        yield f"model -ELBO: skipped (needs torch, the [train] extra: {TRAIN_EXTRA})"
+    elif elbo and not h.lossy_level:
         with naming(where), bar("decoding", h.count, quiet=quiet) as cb:
             lines = elbo_lines(data, h, cb)
         yield from lines

@@ -1,0 +1,132 @@
+"""Repairs of issue 20 (items 2 to 9), one section per item; each test failed before its fix.
+
+The tiny random models of conftest.py are used where a model is needed; the no-torch
+tests run the command line in a fresh interpreter in which torch cannot be imported.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import TINY8_NAME, TINY_NAME, synthetic_digits, synthetic_gray
+from vlaecodec.cli.main import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples" / "digits"
+M = ["--model", TINY_NAME]
+
+
+def run(*args: object, input: bytes | None = None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+def ok(r):
+    assert r.exit_code == 0, (r.output, r.exception)
+    return r
+
+
+def one_error_line(r, *fragments: str, code: int = 1) -> str:
+    assert r.exit_code == code, (r.output, r.exception)
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("Error")]
+    assert len(lines) == 1, r.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+# ------------------------------------------------------------ 2. no torch for coding
+
+# A fresh interpreter in which torch is absent: a meta-path finder refuses it (as an
+# environment without torch would) and records every lookup; at exit it reports the
+# lookups and whether torch was ever loaded. PRELUDE (optional) runs before the CLI.
+NO_TORCH = r'''
+import atexit, json, os, sys
+
+class NoTorch:
+    lookups = []
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            NoTorch.lookups.append(name)
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+atexit.register(lambda: print("NO-TORCH " + json.dumps({"lookups": NoTorch.lookups,
+                                                        "loaded": "torch" in sys.modules}), file=sys.stderr))
+exec(os.environ.get("PRELUDE", ""))
+from vlaecodec.cli.main import cli
+cli(sys.argv[1:], prog_name="vlaecodec")
+'''
+
+
+def no_torch(*args: object, prelude: str = "", cwd: Path | None = None) -> tuple[int, str, str, dict]:
+    env = {**os.environ, "PRELUDE": prelude}
+    p = subprocess.run([sys.executable, "-c", NO_TORCH, *map(str, args)], capture_output=True, env=env,
+                       cwd=cwd or ROOT, timeout=600)
+    out, err = p.stdout.decode(), p.stderr.decode()
+    report = [ln for ln in err.splitlines() if ln.startswith("NO-TORCH ")]
+    assert len(report) == 1, err
+    return p.returncode, out, err.replace(report[0], "").strip(), json.loads(report[0][len("NO-TORCH "):])
+
+
+def test_pyproject_installs_no_torch_but_the_train_extra_does():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = [d.split("=")[0].split("<")[0].split(">")[0].strip().lower() for d in project["dependencies"]]
+    assert "torch" not in names and {"numpy", "pillow", "click", "constriction"} <= set(names)
+    assert "torch" in project["optional-dependencies"]["train"]
+    assert "torch" in project["optional-dependencies"]["test"]   # conftest trains tiny float models
+
+
+def test_coding_commands_work_without_torch(tmp_path):
+    arc, out = tmp_path / "d.vlae", tmp_path / "out"
+    rc, _, err, seen = no_torch("compress", SAMPLES, "-o", arc, "-q")
+    assert rc == 0 and "Traceback" not in err, err
+    assert seen == {"lookups": [], "loaded": False}   # compress never even looks for torch
+    rc, _, err, seen = no_torch("decompress", arc, "-o", out, "-q")
+    assert rc == 0 and seen == {"lookups": [], "loaded": False}, err
+    for p in sorted(SAMPLES.glob("*.png")):
+        with Image.open(p) as a, Image.open(out / p.name) as b:
+            assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b))
+    rc, text, err, seen = no_torch("models")
+    assert rc == 0 and TINY_NAME in text and seen == {"lookups": [], "loaded": False}, err
+    rc, text, err, seen = no_torch("info", arc)
+    assert rc == 0 and "Traceback" not in err, err
+    assert "images: 16" in text and "real rate:" in text
+    assert "model -ELBO: skipped (needs torch, the [train] extra: pip install 'vlaecodec[train]')" in text
+    assert not seen["loaded"]   # info only asked whether torch is there
+
+
+def test_bench_without_torch_measures_all_but_the_elbo(tmp_path):
+    prelude = ("import numpy as np, vlaecodec.data as d\n"
+               "d.load_dataset = lambda name, split='test', source=None: "
+               "(np.random.default_rng(0).random((6, 28, 28)) < 0.3).astype(np.uint8)\n")
+    rc, text, err, seen = no_torch("bench", *M, "--limit", "6", "--single-limit", "1", "--no-peers", "-q",
+                                   "--out", tmp_path, prelude=prelude)
+    assert rc == 0 and "Traceback" not in err, err
+    assert not seen["loaded"]
+    row = next(ln for ln in text.splitlines() if ln.startswith("| VLAE −ELBO"))
+    assert "needs torch, the [train] extra: pip install 'vlaecodec[train]'" in row
+    assert "lossless 6/6" in text and "lossless 1/1" in text
+    doc = json.loads((tmp_path / "bench-binarized-mnist-test-6.json").read_text())
+    assert doc["results"]["model"]["neg_elbo_bpd"] is None and doc["results"]["codec"]["ratio_to_elbo"] is None
+
+
+@pytest.mark.parametrize("args", [["train", "--out", "runs/x"], ["train", "freeze", "x.pt", "--name", "x"],
+                                  ["eval", "--limit", "2"]])
+def test_training_commands_without_torch_say_how_to_install_it(args):
+    rc, _, err, seen = no_torch(*args)
+    assert rc == 1 and not seen["loaded"], err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: vlaecodec "), err
+    assert "needs torch" in lines[0] and "pip install 'vlaecodec[train]'" in lines[0]
