@@ -2,7 +2,8 @@
 
 ```
  x (C x H x W) --strided convs--> q(z|x): Gaussian map Cz x H/8 x W/8
- p(z): masked 3x3 convs over the latent map (raster order): p(z_pos | z_<pos) = N(m, 1)
+ p(z): a 3x3 conv that sees only the latent row above, then 1x1 layers:
+       p(z_row r | z_row r-1) = N(m, 1), so a whole latent row is coded at once
  z --transposed convs (x8)--> z features at full resolution (zfeat channels)
  x --one masked (2h+1)x(2h+1) conv (type A) + z features --> 1x1 residual layers -->
      discretized logistic mixture per pixel, RGB coupled PixelCNN++-style:
@@ -86,10 +87,11 @@ def window_mask(horizon: int) -> torch.Tensor:
     return m
 
 
-def raster_mask(k: int = 3) -> torch.Tensor:
+def row_above_mask(k: int = 3) -> torch.Tensor:
+    """The prior's mask: only the row above (a latent row depends on the one before it,
+    so the decoder pops a whole latent row in one step)."""
     m = torch.zeros(k, k)
     m[: k // 2] = 1
-    m[k // 2, : k // 2] = 1
     return m
 
 
@@ -120,8 +122,8 @@ class PhotoVLAE(nn.Module):
             nn.Conv2d(e, e, 4, 2, 1), nn.ELU(),
             nn.Conv2d(e, e, 3, 1, 1), nn.ELU(),
             nn.Conv2d(e, 2 * cz, 1))
-        # p(z): masked 3x3 (type A) then 1x1 layers; mean only, unit variance.
-        self.prior_in = MaskedConv(cz, cfg.prior_channels, raster_mask(3))
+        # p(z): the row above through a masked 3x3, then 1x1 layers; mean only, unit variance.
+        self.prior_in = MaskedConv(cz, cfg.prior_channels, row_above_mask(3))
         self.prior_out = nn.Sequential(nn.ELU(), nn.Conv2d(cfg.prior_channels, cfg.prior_channels, 1), nn.ELU(),
                                        nn.Conv2d(cfg.prior_channels, cz, 1))
         # z features at full resolution.
