@@ -53,7 +53,8 @@ def compress(quiet: bool, **options: Any) -> None:
 
     INPUTS are PNG files, folders of PNGs (name order) or '-' for one PNG on stdin. Images
     share one bits-back stack, so many cost much less each than one. Binary images (mode
-    '1', or gray with only 0/255) go to a binary model, other gray ones to an 8-bit model.
+    '1', or gray with only 0/255) go to a binary model, other gray ones to an 8-bit model;
+    inputs that mix both go to the 8-bit model (each written back in its own mode).
 
     \b
     Example:

@@ -34,11 +34,10 @@ def test_kinds(data, mode, levels):
     assert (p.mode, p.levels, p.color) == (mode, levels, "")
 
 
-def test_mixed_kinds_are_refused_unless_binarized():
+def test_mixed_kinds_go_to_8bit_unless_binarized():
     b, g = images.read_image(png(BITS, "1"), "b.png"), images.read_image(png(GRAY, "L"), "g.png")
     assert images.image_levels([b, b]) == 2 and images.image_levels([g, g]) == 256
-    with pytest.raises(ImageError, match="mix"):
-        images.image_levels([b, g])
+    assert images.image_levels([b, g]) == 256   # an 8-bit model codes 0/255 losslessly (issue 20 item 3)
     assert images.image_levels([b, g], binarize=True) == 2
 
 

@@ -130,3 +130,38 @@ def test_training_commands_without_torch_say_how_to_install_it(args):
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: vlaecodec "), err
     assert "needs torch" in lines[0] and "pip install 'vlaecodec[train]'" in lines[0]
+
+
+# ------------------------------------------------------------ 3. a mix goes to the 8-bit model
+
+@pytest.fixture
+def tiny8_default(monkeypatch):
+    from vlaecodec import zoo
+    monkeypatch.setitem(zoo.DEFAULT_MODELS, 256, TINY8_NAME)
+
+
+def read_back(path: Path) -> tuple[str, np.ndarray]:
+    with Image.open(path) as im:
+        return im.mode, np.asarray(im).copy()
+
+
+def test_a_folder_with_one_black_and_white_image_goes_to_the_8bit_model(tmp_path, tiny8_default):
+    import vlaecodec
+    from vlaecodec.zoo import load_model
+
+    d = tmp_path / "mnist8"
+    d.mkdir()
+    gray = synthetic_gray(3, seed=5)
+    for i, g in enumerate(gray):
+        Image.fromarray(g, "L").save(d / f"{i}.png")
+    Image.fromarray(np.where(synthetic_digits(1, seed=6)[0] > 0, 255, 0).astype(np.uint8), "L").save(d / "3.png")
+    Image.fromarray(synthetic_digits(1, seed=7)[0].astype(bool)).save(d / "4.png")   # mode 1
+    arc, out = tmp_path / "a.vlae", tmp_path / "out"
+    ok(run("compress", d, "-o", arc, "-q"))   # no --model: the default 8-bit model
+    h = vlaecodec.inspect(arc.read_bytes())
+    assert h.levels == 256 and load_model(TINY8_NAME).sha256.startswith(h.model_hash)
+    ok(run("decompress", arc, "-o", out, "-q"))
+    for p in sorted(d.glob("*.png")):
+        assert read_back(out / p.name)[0] == read_back(p)[0]   # each in its own mode: L, L (0/255), 1
+        assert np.array_equal(read_back(out / p.name)[1], read_back(p)[1])
+    assert [read_back(out / f"{i}.png")[0] for i in (2, 3, 4)] == ["L", "L", "1"]

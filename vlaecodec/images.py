@@ -108,16 +108,13 @@ def _picture(im, where: str) -> Picture:
 
 def image_levels(pictures: Sequence[Picture], binarize: bool = False) -> int:
     """The pixel levels a set of inputs needs: 2 if every image is binary (or is to be
-    binarized), else 256. Refuses a mix: which way to go is the user's choice."""
+    binarized), else 256. A mix goes to 256: an 8-bit model codes a binary image
+    losslessly (as 0/255 pixels; it is written back in its own mode), while a binary
+    model would lose the gray levels. (Among MNIST's 10,000 8-bit test digits, one holds
+    only 0 and 255.)"""
     if binarize or all(p.levels == 2 for p in pictures):
         return 2
     _refuse_color(pictures, binarize=False)
-    binary = [p for p in pictures if p.levels == 2]
-    if binary:
-        n8 = len(pictures) - len(binary)
-        raise ImageError(f"the inputs mix {len(binary)} binary image(s) (e.g. {binary[0].where}) and "
-                         f"{n8} 8-bit grayscale image(s); pass --model with an 8-bit model to code them "
-                         f"all (binary ones as 0/255, written back as they were), or compress them separately")
     return 256
 
 
