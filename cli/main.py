@@ -34,7 +34,8 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Output .vlae file ('-' for stdout).")
+@click.option("-o", "--output", required=True, help="Output .vlae file ('-' for stdout); a folder (or a name "
+              "ending in '/') is refused: name the archive.")
 @model_option(help="Model name or file (default: the default model of the images' kind, binary or 8-bit).")
 @click.option("--names/--no-names", default=None, help="Store the file names (default: only for several images).")
 @click.option("--binarize", is_flag=True, help="Threshold gray images at 128 for a binary model (with a warning).")
@@ -69,7 +70,8 @@ def compress(quiet: bool, **options: Any) -> None:
 
 @cli.command()
 @click.argument("file")
-@click.option("-o", "--output", required=True, help="PNG file ('-' for stdout) for one image; folder for several.")
+@click.option("-o", "--output", required=True, help="PNG file ('-' for stdout) for one image; folder for several "
+              "(a name ending in '/' is a folder, created if need be).")
 @model_option(help="Model file (.npz) to decode with, when the file's model is not installed.")
 @JOBS
 @FORCE
@@ -78,7 +80,9 @@ def compress(quiet: bool, **options: Any) -> None:
 def decompress(quiet: bool, **options: Any) -> None:
     """Decompress a .vlae archive back to PNG images, bit for bit, each in its original
     mode. FILE may be '-' for stdin. Several images go into the folder OUTPUT under
-    their stored names (or 00000.png, ...). A damaged file is an error, never a wrong image.
+    their stored names (or 00000.png, ...); one image goes to the file OUTPUT, or into
+    it if it is a folder or ends in '/' (FILE's name: a.vlae -> a.png). A damaged file
+    is an error, never a wrong image.
 
     \b
     Example:

@@ -165,3 +165,41 @@ def test_a_folder_with_one_black_and_white_image_goes_to_the_8bit_model(tmp_path
         assert read_back(out / p.name)[0] == read_back(p)[0]   # each in its own mode: L, L (0/255), 1
         assert np.array_equal(read_back(out / p.name)[1], read_back(p)[1])
     assert [read_back(out / f"{i}.png")[0] for i in (2, 3, 4)] == ["L", "L", "1"]
+
+
+# ------------------------------------------------------------ 4. -o name/ is a folder
+
+@pytest.fixture
+def one_vlae(tmp_path) -> Path:
+    src = tmp_path / "digit.png"
+    Image.fromarray(synthetic_digits(1, seed=3)[0].astype(bool)).save(src)
+    ok(run("compress", src, "-o", tmp_path / "one.vlae", *M, "-q"))
+    return tmp_path / "one.vlae"
+
+
+def test_decompress_one_image_into_a_new_folder_with_a_trailing_slash(tmp_path, one_vlae):
+    r = ok(run("decompress", one_vlae, "-o", f"{tmp_path / 'newdir'}/", "-q"))
+    assert (tmp_path / "newdir").is_dir()   # not a file named newdir
+    assert os.listdir(tmp_path / "newdir") == ["one.png"]   # named after the archive (no name stored)
+    assert np.array_equal(read_back(tmp_path / "newdir" / "one.png")[1], read_back(tmp_path / "digit.png")[1])
+    assert r.stdout == ""
+    # An existing folder (no slash) gets the same name; from stdin, 00000.png.
+    (tmp_path / "old").mkdir()
+    ok(run("decompress", one_vlae, "-o", tmp_path / "old", "-q"))
+    ok(run("decompress", "-", "-o", f"{tmp_path / 'old'}/", "-q", input=one_vlae.read_bytes()))
+    assert sorted(os.listdir(tmp_path / "old")) == ["00000.png", "one.png"]
+    # A stored name wins: --names keeps it.
+    ok(run("compress", tmp_path / "digit.png", "-o", tmp_path / "named.vlae", "--names", *M, "-q"))
+    ok(run("decompress", tmp_path / "named.vlae", "-o", f"{tmp_path / 'n'}/", "-q"))
+    assert os.listdir(tmp_path / "n") == ["digit.png"]
+
+
+def test_compress_into_a_folder_name_is_refused_with_a_suggestion(tmp_path):
+    out = f"{tmp_path / 'outc'}/"
+    line = one_error_line(run("compress", SAMPLES, "-o", out, *M, "-q"), "names the archive file, not a folder")
+    assert f"-o {tmp_path / 'outc' / 'digits.vlae'}" in line
+    assert not (tmp_path / "outc").exists()
+    (tmp_path / "d").mkdir()   # an existing folder, no slash: the same refusal
+    one_error_line(run("compress", SAMPLES / "00000.png", "-o", tmp_path / "d", *M, "-q"),
+                   f"-o {tmp_path / 'd' / '00000.vlae'}")
+    assert os.listdir(tmp_path / "d") == []

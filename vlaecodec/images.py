@@ -258,19 +258,32 @@ def safe_name(name: str) -> bool:
             and "\\" not in name and "\0" not in name and "/" not in name)
 
 
-def output_paths(output: str, count: int, names: Sequence[str] | None, where: str) -> tuple[bool, list[str]]:
+def names_a_folder(output: str) -> bool:
+    """Whether ``-o`` names a folder: an existing one, or any name ending in a slash."""
+    return output != "-" and (os.path.isdir(output) or output.endswith(("/", os.sep)))
+
+
+def output_paths(output: str, count: int, names: Sequence[str] | None, where: str,
+                 stem: str | None = None) -> tuple[bool, list[str]]:
     """Where decompression writes: (into a folder?, the paths; ['-'] for stdout).
 
-    One image goes to OUTPUT itself (a PNG name or '-'), or into OUTPUT if it is an
-    existing folder. Several go into the folder OUTPUT, which must not look like a file
-    name: ``-o x.png`` for an archive is a mistake, not a folder to create."""
+    One image goes to OUTPUT itself (a PNG name or '-'), or into OUTPUT if it names a
+    folder (an existing one, or a name ending in '/', created if need be), under its
+    stored name, else ``stem``.png (the archive's name: one.vlae -> one.png), else
+    00000.png. Several go into the folder OUTPUT, which must not look like a file name:
+    ``-o x.png`` for an archive is a mistake, not a folder to create."""
     width = max(5, len(str(count - 1)))
-    names = list(names) if names else [f"{i:0{width}d}.png" for i in range(count)]
+    if names:
+        names = list(names)
+    elif count == 1 and stem and safe_name(stem + ".png"):
+        names = [stem + ".png"]
+    else:
+        names = [f"{i:0{width}d}.png" for i in range(count)]
     bad = [n for n in names if not safe_name(n)]
     if bad or len(set(names)) != count:
         what = f"an unsafe file name {bad[0]!r}" if bad else "duplicate file names"
         raise ImageError(f"{where}: archive holds {what}; refusing to write")
-    if count == 1 and not os.path.isdir(output):
+    if count == 1 and not names_a_folder(output):
         return False, [output]
     if output == "-":
         raise ImageError(f"{where} holds {count} images; give a folder with -o, not '-'")
@@ -298,9 +311,10 @@ def write_images(paths: Sequence[str], images: Sequence[np.ndarray], modes: Sequ
     write_many_atomic(((p, png_bytes(x, m, levels)) for p, x, m in zip(paths, images, modes)), overwrite=overwrite)
 
 
-def write_archive(archive: Archive, output: str, where: str, *, overwrite: bool = False) -> bool:
+def write_archive(archive: Archive, output: str, where: str, *, overwrite: bool = False,
+                  stem: str | None = None) -> bool:
     """Write a decoded archive's images where ``output_paths`` says; True if into a folder."""
-    into_folder, paths = output_paths(output, len(archive.images), archive.names, where)
+    into_folder, paths = output_paths(output, len(archive.images), archive.names, where, stem)
     write_images(paths, archive.images, archive.modes, archive.header.levels, overwrite=overwrite,
                  folder=output if into_folder else None)
     return into_folder
@@ -333,6 +347,11 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
         raise OptionError("--rate sets the lossy rate level: use it with --lossy")
     if particles > 1 and lossy:
         raise OptionError("--particles applies to lossless archives (bits-back), not to --lossy")
+    if names_a_folder(output):   # one archive from any number of inputs: -o names that file
+        first = Path(inputs[0]).name if len(inputs) == 1 and inputs[0] != "-" else ""
+        example = os.path.join(output, (Path(first).stem if Path(first).suffix.lower() == ".png" else first)
+                               or "images") + ".vlae"
+        raise ImageError(f"{output}: -o names the archive file, not a folder (e.g. -o {example})")
     items = expand_inputs(inputs)
     check_writable(output, overwrite=overwrite)
     got = prepare(items, model, binarize=binarize, names=names)
@@ -361,6 +380,7 @@ def decompress_file(file: str, output: str, model: str | None = None, *, jobs: i
         n = inspect(data).count
         with bar("decompressing", n, quiet=quiet) as cb:
             archive = decompress(data, loaded, progress=cb, jobs=jobs)
-    if write_archive(archive, output, where, overwrite=overwrite):
+    stem = None if file == "-" else Path(file).stem
+    if write_archive(archive, output, where, overwrite=overwrite, stem=stem):
         return f"{_count(n)} -> {output.rstrip(os.sep)}{os.sep}"
     return None
