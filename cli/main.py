@@ -97,9 +97,10 @@ def decompress(quiet: bool, **options: Any) -> None:
 @cli.command()
 @click.argument("file")
 @click.option("--elbo/--no-elbo", default=True, show_default=True, help="Decode and report the model's -ELBO (needs torch, the [train] extra; skipped without it).")
+@model_option(help="Model file (.npz) or name, when the file's model is not installed.")
 @QUIET
 @friendly
-def info(file: str, elbo: bool, quiet: bool) -> None:
+def info(file: str, elbo: bool, quiet: bool, model: str | None) -> None:
     """Describe a .vlae file: model, image count and size, bytes, real bits/dim; with --elbo,
     the model's -ELBO on its images too (a bits-back file comes within ~0.5%).
 
@@ -107,8 +108,10 @@ def info(file: str, elbo: bool, quiet: bool) -> None:
     Example:
         vlaecodec info digits.vlae
         vlaecodec info --no-elbo digits.vlae
+        vlaecodec info x.vlae --model ./my-model-1234abcd.npz
     """
-    for line in fileinfo.report(images.read_input(file), where=images.describe(file), elbo=elbo, quiet=quiet):
+    for line in fileinfo.report(images.read_input(file), where=images.describe(file), elbo=elbo, quiet=quiet,
+                                model=model):
         click.echo(line)
 
 

@@ -203,3 +203,38 @@ def test_compress_into_a_folder_name_is_refused_with_a_suggestion(tmp_path):
     one_error_line(run("compress", SAMPLES / "00000.png", "-o", tmp_path / "d", *M, "-q"),
                    f"-o {tmp_path / 'd' / '00000.vlae'}")
     assert os.listdir(tmp_path / "d") == []
+
+
+# ------------------------------------------------------------ 5. info --model
+
+def uninstalled_model(tmp_path) -> Path:
+    import torch
+
+    from vlaecodec import freeze
+    from vlaecodec.config import preset
+    from vlaecodec.vlae import VLAE
+
+    torch.manual_seed(78)
+    p = tmp_path / "private.npz"
+    p.write_bytes(freeze.model_bytes(freeze.to_integer(VLAE(preset("vlae-tiny")).eval(), name="private-tiny")))
+    return p
+
+
+def test_info_takes_the_model_it_points_to(tmp_path):
+    from vlaecodec.zoo import load_model
+
+    model, arc = uninstalled_model(tmp_path), tmp_path / "p.vlae"
+    ok(run("compress", SAMPLES, "-o", arc, "--model", model, "-q"))
+    line = one_error_line(run("info", arc, "-q"), "not installed", "--model")
+    r = ok(run("info", arc, "--model", model, "-q"))
+    assert "model: private-tiny" in r.stdout and "images: 16" in r.stdout
+    # A bare model file has no float checkpoint: the -ELBO line says it is skipped.
+    assert "model -ELBO: skipped (model private-tiny has no float checkpoint to evaluate)" in r.stdout
+    assert "Error" not in r.output and line
+    # The wrong model: one line saying whose file it is.
+    one_error_line(run("info", arc, "--model", load_model(TINY_NAME).path, "-q"), "p.vlae", "made with")
+    one_error_line(run("info", arc, "--model", "no-such-model", "-q"), "no-such-model", code=2)
+    # An installed model named with --model evaluates its float checkpoint as usual.
+    ok(run("compress", SAMPLES, "-o", tmp_path / "t.vlae", *M, "-q"))
+    r = ok(run("info", tmp_path / "t.vlae", *M, "-q"))
+    assert "model -ELBO: " in r.stdout and "bits/dim" in r.stdout.split("model -ELBO: ")[1]

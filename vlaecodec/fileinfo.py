@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
 from .container import Header, unpack
+
+if TYPE_CHECKING:
+    from .zoo import LoadedModel
 
 # torch is the [train] extra: coding never needs it, the float model's -ELBO does.
 TRAIN_EXTRA = "pip install 'vlaecodec[train]'"
@@ -24,13 +27,17 @@ def have_torch() -> bool:
         return False
 
 
-def header_lines(data: bytes) -> tuple[Header, list[str]]:
+def header_lines(data: bytes, loaded: LoadedModel | None = None) -> tuple[Header, list[str]]:
     """(header, lines): model, image count and size, bytes, real bits/dim, lossy or not.
-    Reads the header only (a damaged file raises the container's error)."""
+    Reads the header only (a damaged file raises the container's error). ``loaded``: the
+    model given with --model, which must be the file's (else a ``ModelError``)."""
     from . import zoo
+    from .codec import resolve_model
 
     h = unpack(data)[0]
-    name = h.model_name or zoo.name_for_hash(h.model_hash) or "(not installed)"
+    if loaded is not None:
+        resolve_model(h, loaded)   # the file's model, or an error saying whose file it is
+    name = h.model_name or zoo.name_for_hash(h.model_hash) or (loaded and loaded.name) or "(not installed)"
     dims = h.count * h.height * h.width
     lines = [f"model: {name} (sha256 {h.model_hash}...)",
              f"images: {h.count}",
@@ -49,12 +56,14 @@ def header_lines(data: bytes) -> tuple[Header, list[str]]:
     return h, lines
 
 
-def elbo_lines(data: bytes, h: Header, progress: Callable[[int], None] | None = None) -> list[str]:
-    """Decode the file (lossless only) and compare its real rate with the model's -ELBO."""
+def elbo_lines(data: bytes, h: Header, progress: Callable[[int], None] | None = None,
+               loaded: LoadedModel | None = None) -> list[str]:
+    """Decode the file (lossless only) and compare its real rate with the model's -ELBO
+    (of ``loaded``, else of the installed model the header names)."""
     from . import codec, zoo
     from .evaluate import neg_elbo_bits_per_dim
 
-    loaded = zoo.find_by_hash(h.model_hash, h.model_name)
+    loaded = loaded or zoo.find_by_hash(h.model_hash, h.model_name)
     archive = codec.decompress(data, loaded, progress=progress)
     bpd = neg_elbo_bits_per_dim(loaded, np.stack(archive.images))
     real = 8 * len(data) / (h.count * h.height * h.width)
@@ -62,20 +71,28 @@ def elbo_lines(data: bytes, h: Header, progress: Callable[[int], None] | None = 
             f"real / -ELBO: {real / bpd:.4f}" if bpd > 0 else "real / -ELBO: n/a"]
 
 
-def report(data: bytes, *, where: str = "<data>", elbo: bool = True, quiet: bool = False) -> Iterator[str]:
+def report(data: bytes, *, where: str = "<data>", elbo: bool = True, quiet: bool = False,
+           model: str | None = None) -> Iterator[str]:
     """Every line ``vlaecodec info`` prints, the header's first (before any decoding),
     then for a lossless file with ``elbo`` the -ELBO comparison (a progress bar on a
     terminal meanwhile, unless ``quiet``), or without torch a line saying it was skipped.
-    Errors name the file ``where``."""
+    Errors name the file ``where``. ``model``: a model name or file to use when the
+    file's model is not installed; a model file without a float checkpoint (a bare .npz)
+    has no -ELBO, which is then skipped with a note."""
     from .fileio import naming
     from .progress import bar
 
+    from .zoo import load_model
+
+    loaded = load_model(model) if model else None
     with naming(where):
-        h, lines = header_lines(data)
+        h, lines = header_lines(data, loaded)
     yield from lines
     if elbo and not h.lossy_level and not have_torch():
         yield f"model -ELBO: skipped (needs torch, the [train] extra: {TRAIN_EXTRA})"
+    elif elbo and not h.lossy_level and loaded is not None and not loaded.manifest.get("float_file"):
+        yield f"model -ELBO: skipped (model {loaded.name} has no float checkpoint to evaluate)"
     elif elbo and not h.lossy_level:
         with naming(where), bar("decoding", h.count, quiet=quiet) as cb:
-            lines = elbo_lines(data, h, cb)
+            lines = elbo_lines(data, h, cb, loaded)
         yield from lines
