@@ -1,0 +1,336 @@
+"""Bits-back coding of one photograph of any size with the integer photo VLAE.
+
+Decoder order (the encoder runs its exact mirror, last event first):
+
+```
+ for each wavefront step t = 0 .. W + (h+1)(H-1) - 1:
+     pop   z row r  under p(z_r | z_r-1)   for every latent row first needed at step t
+     pop   x  of the pixels (i, j) with (h+1) i + j = t   (R, then G | R, then B | R, G)
+     push  z row r  under q(z_r | x)       for every latent row no pixel still needs,
+                                           once the pixels q(z_r | x) reads are all known
+```
+
+so the bits that the encoder takes back from the stack when it pops a latent row from
+q(z|x) are the bits of pixels it has already pushed: only the last few latent rows (the
+first the encoder pops) find the stack empty. Those pay their -log q in full; ``stats``
+reports that start-up cost against the -ELBO.
+
+Pixels are coded with the exact integer logistic mixtures of ``mixture.py`` on the
+vectorized rANS of ``rans.py`` (two CDF values per coded sub-pixel, a binary search when
+decoding); latents with the latent grid's integer Gaussian tables (``numerics``).
+Images are padded to a multiple of 8 by replicating their last row and column; only the
+real pixels are coded (the decoder rebuilds the padding as it goes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+try:
+    from . import mixture, rans
+except ImportError:  # (being written)
+    mixture = rans = None
+from . import numerics as nx
+from .photo_int import STRIDE, IntPhotoVLAE, pixel_input
+
+PREC = 24                       # rANS precision of pixels and latents (2**24 totals)
+LANES = 64                      # interleaved rANS lanes (each used lane costs ~32 bits)
+
+
+# ---------------------------------------------------------------- dependencies
+
+def _up(o: int) -> int:        # ConvTranspose(4, 2, 1): output row o reads input rows (o-1)//2 .. (o+1)//2
+    return (o + 1) // 2
+
+
+def _down(o: int) -> int:
+    return (o - 1) // 2
+
+
+def zrows_of_pixel_row(i: int, hz: int) -> tuple[int, int]:
+    """The latent rows whose values reach the z features of pixel row i (3x3 conv, then
+    three transposed convs)."""
+    return max(0, _down(_down(_down(i))) - 1), min(hz - 1, _up(_up(_up(i))) + 1)
+
+
+def pixel_rows_of_latent_row(r: int) -> int:
+    """Last padded pixel row that q(z_r | x) reads (three 4x4 stride-2 convs and a 3x3)."""
+    return 8 * r + 22
+
+
+@dataclass
+class Schedule:
+    H: int
+    W: int
+    h: int
+    hz: int
+    steps: int
+    pops: dict = field(default_factory=dict)     # step -> latent rows popped before it
+    pushes: dict = field(default_factory=dict)   # step -> latent rows pushed after it
+    final_pops: list = field(default_factory=list)
+    final_pushes: list = field(default_factory=list)
+
+    def pixels(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the pixels decoded at wavefront step t, rows increasing."""
+        lo = max(0, -(-(t - self.W + 1) // (self.h + 1)))
+        hi = min(self.H - 1, t // (self.h + 1))
+        i = np.arange(lo, hi + 1)
+        return i, t - (self.h + 1) * i
+
+
+def schedule(H: int, W: int, h: int) -> Schedule:
+    hz = -(-H // STRIDE)
+    steps = W + (h + 1) * (H - 1)
+    s = Schedule(H, W, h, hz, steps)
+    first_need = {}
+    last_use = {}
+    for i in range(H):
+        lo, hi = zrows_of_pixel_row(i, hz)
+        for r in range(0, hi + 1):
+            first_need.setdefault(r, i)
+        for r in range(lo, hi + 1):
+            last_use[r] = i
+    pop_step = {}
+    for r in range(hz):
+        if r in first_need:
+            pop_step[r] = (h + 1) * first_need[r]
+            s.pops.setdefault(pop_step[r], []).append(r)
+        else:
+            s.final_pops.append(r)
+    for r in range(hz):
+        last = min(H - 1, max(pixel_rows_of_latent_row(r), last_use.get(r, -1)))
+        t = (h + 1) * last + W - 1
+        # the encoder needs z_r (popped from q) before it pushes z_r+1 under the prior
+        nxt = pop_step.get(r + 1, None) if r + 1 < hz else -1
+        if t >= steps - 1 or nxt is None or nxt > t:
+            s.final_pushes.append(r)
+        else:
+            s.pushes.setdefault(t, []).append(r)
+    return s
+
+
+# ---------------------------------------------------------------- latents
+
+def _cum(freqs: np.ndarray) -> np.ndarray:
+    c = np.zeros((freqs.shape[0], freqs.shape[1] + 1), np.int64)
+    np.cumsum(freqs.astype(np.int64), axis=1, out=c[:, 1:])
+    return c
+
+
+def _push_table(stack: rans.Stack, freqs: np.ndarray, k: np.ndarray) -> None:
+    cum = _cum(freqs)
+    rows = np.arange(len(k))
+    stack.push(cum[rows, k], cum[rows, k + 1] - cum[rows, k], PREC)
+
+
+def _pop_table(stack: rans.Stack, freqs: np.ndarray) -> np.ndarray:
+    cum = _cum(freqs)
+
+    def find(cf, sl):
+        c = cum[sl]
+        k = (c[:, 1:] <= cf[:, None]).sum(1)
+        rows = np.arange(len(k))
+        return k, c[rows, k], c[rows, k + 1] - c[rows, k]
+    return stack.pop(len(freqs), PREC, find)
+
+
+class _Latents:
+    """Latent rows as grid indices, and the tables both sides build from them."""
+
+    def __init__(self, net: IntPhotoVLAE, hz: int, wz: int):
+        self.net, self.g = net, net.grid
+        self.k = np.zeros((hz, wz, net.cz), np.int64)      # grid index + K
+        self.known = np.zeros(hz, bool)
+
+    def z(self, r: int) -> np.ndarray:
+        return self.g.values(self.k[r] - self.g.K)
+
+    def prior_freqs(self, r: int) -> np.ndarray:
+        above = self.z(r - 1) if r > 0 else np.zeros_like(self.z(r))
+        return self.g.prior_freqs(self.net.prior_means(above).ravel())
+
+    def map(self) -> np.ndarray:
+        """z (Hz, Wz, Cz) fixed point; unknown rows are zero."""
+        return self.g.values(self.k - self.g.K) * self.known[:, None, None]
+
+
+# ---------------------------------------------------------------- pixels
+
+class _Rows:
+    """z features of pixel rows, computed per latent row band from the latent rows that
+    reach them (identical on both sides), dropped once no longer needed."""
+
+    def __init__(self, net: IntPhotoVLAE, lat: _Latents, hp: int):
+        self.net, self.lat, self.hp = net, lat, hp
+        self.bands: dict[int, np.ndarray] = {}
+
+    def get(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        out = np.empty((len(i), self.net.zf_channels))
+        for b in np.unique(i // STRIDE):
+            m = (i // STRIDE) == b
+            out[m] = self.band(int(b))[i[m] % STRIDE, j[m]]
+        return out
+
+    def band(self, b: int) -> np.ndarray:
+        if b not in self.bands:
+            hz = self.lat.k.shape[0]
+            lo = zrows_of_pixel_row(STRIDE * b, hz)[0]
+            hi = zrows_of_pixel_row(STRIDE * b + STRIDE - 1, hz)[1]
+            a, e = max(0, lo - 1), min(hz, hi + 2)
+            zf = self.net.zfeatures(self.lat.map()[a:e])
+            self.bands[b] = zf[STRIDE * (b - a):STRIDE * (b - a + 1)]
+        return self.bands[b]
+
+    def drop_below(self, b: int) -> None:
+        for k in [k for k in self.bands if k < b]:
+            del self.bands[k]
+
+    def drop_above(self, b: int) -> None:
+        for k in [k for k in self.bands if k > b]:
+            del self.bands[k]
+
+
+def _channel_tables(net: IntPhotoVLAE, p: np.ndarray, c: int, prev: list[np.ndarray]):
+    loc, inv, logits = net.channel_mixture(p, c, prev)
+    return loc, inv, mixture.mixture_weights(logits)
+
+
+@dataclass
+class PhotoStats:
+    bits: int = 0
+    startup_bits: float = 0.0      # -log q of the latent rows popped from an empty stack
+
+
+def encode(net: IntPhotoVLAE, x: np.ndarray, seed_words: np.ndarray | None = None
+           ) -> tuple[np.ndarray, PhotoStats]:
+    """One image (H, W, C) uint8 -> rANS words."""
+    H, W, C = x.shape
+    h = net.h
+    hp, wp = -(-H // STRIDE) * STRIDE, -(-W // STRIDE) * STRIDE
+    xp = np.pad(x, ((0, hp - H), (0, wp - W), (0, 0)), mode="edge")
+    sch = schedule(H, W, h)
+    mean, log_std = net.posterior(xp)
+    hz, wz = mean.shape[:2]
+    lat = _Latents(net, hz, wz)
+    rows = _Rows(net, lat, hp)
+    stack = rans.Stack(LANES) if seed_words is None else rans.Stack.from_words(seed_words, LANES)
+    stats = PhotoStats()
+    v = pixel_input(xp)
+    vpad = np.pad(v, ((h, 0), (h, h), (0, 0)))
+    row_params: dict[int, np.ndarray] = {}
+
+    def pop_q(r: int) -> None:
+        before = stack.bits()
+        freqs = net.grid.posterior_freqs(mean[r].ravel(), log_std[r].ravel())
+        lat.k[r] = _pop_table(stack, freqs).reshape(wz, net.cz)
+        lat.known[r] = True
+        if before <= 64 * LANES:   # popped (partly) from an empty stack: no bits came back
+            f = freqs[np.arange(freqs.shape[0]), lat.k[r].ravel()]
+            stats.startup_bits += float(np.sum(PREC - np.log2(f)))
+
+    def push_prior(r: int) -> None:
+        _push_table(stack, lat.prior_freqs(r), lat.k[r].ravel())
+
+    def params_of_row(i: int) -> np.ndarray:
+        if i not in row_params:
+            jj = np.arange(W)
+            win = net.windows(vpad, np.full(W, i), jj)
+            acc = net.window(win, extra=rows.get(np.full(W, i), jj))
+            row_params[i] = net.params_from_acc(acc)
+        return row_params[i]
+
+    def push_pixels(t: int) -> None:
+        ii, jj = sch.pixels(t)
+        p = np.concatenate([params_of_row(int(i))[j:j + 1] for i, j in zip(ii, jj)])
+        vals = x[ii, jj].astype(np.int64)                     # (n, C)
+        prev: list[np.ndarray] = []
+        tables = []
+        for c in range(C):
+            tables.append(_channel_tables(net, p, c, prev))
+            prev = prev + [2 * vals[:, c] - 255]
+        for c in reversed(range(C)):
+            start, freq = mixture.start_freq(vals[:, c], *tables[c])
+            stack.push(start, freq, PREC)
+
+    # Mirror of the decoder's order, last event first.
+    for r in reversed(sch.final_pushes):
+        pop_q(r)
+    for r in reversed(sch.final_pops):
+        push_prior(r)
+    for t in reversed(range(sch.steps)):
+        for r in reversed(sch.pushes.get(t, [])):
+            pop_q(r)
+        push_pixels(t)
+        for r in reversed(sch.pops.get(t, [])):
+            push_prior(r)
+        if t % (h + 1) == 0:   # row t/(h+1) + 1 and those below are all pushed
+            row_params.pop(t // (h + 1) + 1, None)
+            rows.drop_above(t // (h + 1) // STRIDE + 1)
+    words = stack.to_words()
+    stats.bits = 32 * len(words)
+    return words, stats
+
+
+def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
+    C, h = net.channels, net.h
+    hp, wp = -(-H // STRIDE) * STRIDE, -(-W // STRIDE) * STRIDE
+    sch = schedule(H, W, h)
+    hz, wz = hp // STRIDE, wp // STRIDE
+    lat = _Latents(net, hz, wz)
+    rows = _Rows(net, lat, hp)
+    stack = rans.Stack.from_words(words, LANES)
+    x = np.zeros((hp, wp, C), np.uint8)
+    vpad = np.zeros((hp + h, wp + 2 * h, C))
+
+    def pop_prior(r: int) -> None:
+        lat.k[r] = _pop_table(stack, lat.prior_freqs(r)).reshape(wz, net.cz)
+        lat.known[r] = True
+
+    def push_q(r: int) -> None:
+        mean, log_std = _posterior_rows(net, x, r)
+        freqs = net.grid.posterior_freqs(mean.ravel(), log_std.ravel())
+        _push_table(stack, freqs, lat.k[r].ravel())
+
+    def pop_pixels(t: int) -> None:
+        ii, jj = sch.pixels(t)
+        win = net.windows(vpad, ii, jj)
+        p = net.params_from_acc(net.window(win, extra=rows.get(ii, jj)))
+        prev: list[np.ndarray] = []
+        for c in range(C):
+            loc, inv, w = _channel_tables(net, p, c, prev)
+            xc = stack.pop(len(ii), PREC, lambda cf, sl: mixture.find(cf, loc[sl], inv[sl], w[sl]))
+            x[ii, jj, c] = xc
+            prev = prev + [2 * xc.astype(np.int64) - 255]
+        vpad[ii + h, jj + h] = pixel_input(x[ii, jj])
+        last = jj == W - 1                # replicate the right edge into the padding columns
+        if last.any():
+            ir = ii[last]
+            vpad[ir + h, W + h:wp + h] = vpad[ir + h, W - 1 + h][:, None, :]
+            x[ir, W:] = x[ir, W - 1][:, None, :]
+            if ir[-1] == H - 1:          # the bottom padding rows, for q(z|x) of the last rows
+                x[H:] = x[H - 1]
+        rows.drop_below(int(ii[0]) // STRIDE)
+
+    for t in range(sch.steps):
+        for r in sch.pops.get(t, []):
+            pop_prior(r)
+        pop_pixels(t)
+        for r in sch.pushes.get(t, []):
+            push_q(r)
+    for r in sch.final_pops:
+        pop_prior(r)
+    for r in sch.final_pushes:
+        push_q(r)
+    return x[:H, :W]
+
+
+def _posterior_rows(net: IntPhotoVLAE, xp: np.ndarray, r: int):
+    """q(z_r | x) from a crop of pixel rows 8(r-3) .. 8(r+3)-1: latent row r reads rows
+    8r-15 .. 8r+22, and the crop's own zero padding reaches no layer row that it reads
+    (tests/test_photo_codec.py checks crop against whole image), so the integers are the
+    same as the encoder's whole-image pass."""
+    a = max(0, STRIDE * (r - 3))
+    e = min(xp.shape[0], STRIDE * (r + 3))
+    mean, log_std = net.posterior(xp[a:e])
+    return mean[r - a // STRIDE], log_std[r - a // STRIDE]

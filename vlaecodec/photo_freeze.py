@@ -1,0 +1,75 @@
+"""Freeze a trained photo VLAE (float, torch) into the integer model of ``photo_int``.
+
+Every layer becomes integer weights with a power-of-two scale (``freeze._quantize``);
+the window conv and the z projection share one accumulator (``freeze._quantize_pair``),
+as the float model adds them before any nonlinearity. The tables (ELU, tanh, 1/scale,
+the Gaussian CDF of the latent grid) are computed here once and stored in the file.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from . import numerics as nx
+from .freeze import _quantize, _quantize_pair
+from .intnet import _PHASE_TAPS, _conv_matrix
+from .photo_int import PHOTO_INT_FORMAT, PHOTO_INT_VERSION, PRIOR_TAPS, build_photo_tables, window_taps
+from .photo_vlae import PhotoVLAE
+
+PHOTO_STEP_LOG2 = -4       # latent grid 2**-4 over +-10
+PHOTO_LATENT_RANGE = 10.0
+
+
+def _dense_matrix(wq: np.ndarray) -> np.ndarray:
+    """torch conv weight (Cout, Cin, k, k) -> (k*k*Cin, Cout), tap-major like _patches."""
+    return np.ascontiguousarray(wq.transpose(2, 3, 1, 0).reshape(-1, wq.shape[0]))
+
+
+def to_integer(model: PhotoVLAE, *, name: str = "", step_log2: int = PHOTO_STEP_LOG2) -> dict[str, np.ndarray]:
+    cfg = model.cfg
+    arrays: dict[str, np.ndarray] = {}
+    shifts: dict[str, int] = {}
+    act = nx.ACT_LIMIT
+    pix = 1.0 / 255.0          # to_unit(x) = (2x - 255) / 255: the network reads (2x - 255) * ONE
+
+    def put(key: str, w: np.ndarray, b: np.ndarray, s: int) -> None:
+        arrays[key + ".w"], arrays[key + ".b"], shifts[key] = w.astype(np.int32), b.astype(np.int64), int(s)
+
+    def conv(key: str, m: torch.nn.Conv2d, pixels: bool = False) -> None:
+        wq, bq, s = _quantize(m.weight * (pix if pixels else 1.0), m.bias, nx.FRAC, 255 * nx.ONE if pixels else act)
+        put(key, _dense_matrix(wq), bq, s)
+
+    enc = [m for m in model.enc if isinstance(m, torch.nn.Conv2d)]
+    for i, m in enumerate(enc):
+        conv(f"enc.{i}", m, pixels=i == 0)
+    wq, bq, s = _quantize(model.prior_in.weight * model.prior_in.mask, model.prior_in.bias, nx.FRAC, act)
+    put("prior.0", _conv_matrix(wq, PRIOR_TAPS), bq, s)
+    p1, p2 = [m for m in model.prior_out if isinstance(m, torch.nn.Conv2d)]
+    conv("prior.1", p1)
+    conv("prior.2", p2)
+    zf = [m for m in model.zfeat if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    conv("zf.0", zf[0])
+    for i, up in enumerate(zf[1:], start=1):   # ConvTranspose weight (Cin, Cout, 4, 4)
+        wq, bq, s = _quantize(up.weight.transpose(0, 1), up.bias, nx.FRAC, act)
+        wt = wq.transpose(1, 0, 2, 3)
+        for a in (0, 1):
+            for c in (0, 1):
+                m = np.concatenate([wt[:, :, ki, kj] for _, ki in _PHASE_TAPS[a] for _, kj in _PHASE_TAPS[c]])
+                put(f"zf.{i}.{2 * a + c}", m, bq, s)
+    wwin = model.window.weight * model.window.mask * pix
+    wq, wzq, bq, s = _quantize_pair(wwin, nx.FRAC, model.zproj.weight.flatten(1),
+                                    model.window.bias + model.zproj.bias, 255 * nx.ONE)
+    put("pix.window", np.concatenate([_conv_matrix(wq, window_taps(cfg.horizon)), wzq.T]), bq, s)
+    for i, r in enumerate(model.res):
+        conv(f"pix.res.{i}", r)
+    conv("pix.head", model.head)
+
+    arrays.update(build_photo_tables())
+    arrays["latent.step_log2"] = np.array(step_log2)
+    arrays["latent.max_index"] = np.array(int(PHOTO_LATENT_RANGE * 2 ** -step_log2))
+    meta = {"format": PHOTO_INT_FORMAT, "version": PHOTO_INT_VERSION, "name": name,
+            "config": cfg.to_dict(), "frac": nx.FRAC, "shifts": shifts}
+    arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    return arrays
