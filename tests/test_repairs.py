@@ -5,6 +5,7 @@ tests run the command line in a fresh interpreter in which torch cannot be impor
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -238,3 +239,42 @@ def test_info_takes_the_model_it_points_to(tmp_path):
     ok(run("compress", SAMPLES, "-o", tmp_path / "t.vlae", *M, "-q"))
     r = ok(run("info", tmp_path / "t.vlae", *M, "-q"))
     assert "model -ELBO: " in r.stdout and "bits/dim" in r.stdout.split("model -ELBO: ")[1]
+
+
+# ------------------------------------------------------------ 6. train: one-line errors, bars, -q
+
+def test_train_freeze_of_a_missing_or_bad_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"# not a checkpoint\n")
+    for path, fragment in (("missing.pt", "missing.pt: No such file or directory"),
+                           (bad, f"{bad}: not a readable checkpoint")):
+        p = subprocess.run([sys.executable, "-m", "vlaecodec", "train", "freeze", str(path), "--name", "x",
+                            "--out", str(tmp_path / "m")], capture_output=True, cwd=tmp_path, timeout=300)
+        err = p.stderr.decode()
+        assert p.returncode == 1 and "Traceback" not in err, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: {fragment}"), err
+    assert not (tmp_path / "m").exists()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stream,flags,drawn", [(io.StringIO, [], False), (_Terminal, [], True),
+                                                (_Terminal, ["-q"], False)],
+                         ids=["file", "terminal", "terminal-q"])
+def test_train_draws_bars_only_on_a_terminal_and_not_with_q(tmp_path, monkeypatch, capsys, stream, flags, drawn):
+    from vlaecodec import data, train
+
+    monkeypatch.setattr(data, "load_mnist", lambda split="train": (synthetic_digits(64, seed=21) * 255).astype(np.uint8))
+    monkeypatch.setattr(data, "load_binarized_mnist", lambda split="valid": synthetic_digits(16, seed=22))
+    err = stream()
+    monkeypatch.setattr(sys, "stderr", err)
+    train.main(["--preset", "vlae-tiny", "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "32",
+                "--threads", "1", *flags])
+    assert (tmp_path / "run" / "model.pt").exists()
+    text = err.getvalue()
+    assert ("\r" in text and "epoch 1/1 [" in text) == drawn, text
+    assert "epoch 1: valid -ELBO" in text   # the per-epoch line comes either way

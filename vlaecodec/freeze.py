@@ -344,7 +344,14 @@ def freeze(checkpoint: Path, name: str, out_dir: Path, *, iwae_k: int = 64, test
     from .zoo import load_float_checkpoint
 
     torch.manual_seed(0)
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    try:   # a file that is no checkpoint: a ValueError naming it (one line from the CLI), not torch's traceback
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except OSError as e:
+        if e.filename:   # missing, a folder, unreadable: the error names the file already
+            raise
+        raise ValueError(f"{checkpoint}: not a readable checkpoint ({e.__class__.__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - unpickling fails in many ways (EOFError, UnpicklingError, ...)
+        raise ValueError(f"{checkpoint}: not a readable checkpoint ({e.__class__.__name__}: {e})") from None
     shippable = ck.get("format_version") == FORMAT_VERSION and "state_dict" in ck
     model = load_float_checkpoint(checkpoint) if shippable else None
     if model is None:

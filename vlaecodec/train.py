@@ -180,8 +180,11 @@ class _LossModule(torch.nn.Module):
 def train(cfg: VLAEConfig, out_dir: Path, *, epochs: int, minutes: float | None, batch_size: int = 64,
           lr: float = 2e-3, ema: float = 0.998, seed: int = 0, device: str = "cpu", resume: bool = False,
           train_limit: int | None = None, valid_limit: int = 10000, threads: int | None = None,
-          dataset: str | None = None, command: str = "", log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> Path:
+          dataset: str | None = None, command: str = "", log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+          bars: bool | None = None) -> Path:
     """Train and write ``out_dir/last.pt`` (resumable) and ``out_dir/model.pt`` (EMA weights).
+    ``bars``: draw a progress bar per epoch on stderr (default: only if it is a terminal);
+    the per-epoch ``log`` lines come either way.
 
     Under torchrun (WORLD_SIZE > 1) every rank calls this: DistributedDataParallel with
     ``batch_size`` the global batch (each rank computes batch_size / world of it, the
@@ -192,14 +195,16 @@ def train(cfg: VLAEConfig, out_dir: Path, *, epochs: int, minutes: float | None,
         return _train(cfg, out_dir, ranks, epochs=epochs, minutes=minutes, batch_size=batch_size, lr=lr,
                       ema=ema, seed=seed, device=device, resume=resume, train_limit=train_limit,
                       valid_limit=valid_limit, threads=threads, dataset=dataset, command=command,
-                      log=log if ranks.lead else (lambda s: None))
+                      log=log if ranks.lead else (lambda s: None),
+                      bars=ranks.lead and (sys.stderr.isatty() if bars is None else bars))
     finally:
         ranks.close()
 
 
 def _train(cfg: VLAEConfig, out_dir: Path, ranks: Ranks, *, epochs: int, minutes: float | None, batch_size: int,
            lr: float, ema: float, seed: int, device: str, resume: bool, train_limit: int | None,
-           valid_limit: int, threads: int | None, dataset: str | None, command: str, log: Callable[[str], None]) -> Path:
+           valid_limit: int, threads: int | None, dataset: str | None, command: str, log: Callable[[str], None],
+           bars: bool = False) -> Path:
     if threads:
         torch.set_num_threads(threads)
     if batch_size % ranks.world:
@@ -301,7 +306,7 @@ def _train(cfg: VLAEConfig, out_dir: Path, ranks: Ranks, *, epochs: int, minutes
                 for pa, pm in zip(avg.parameters(), model.parameters()):
                     pa.lerp_(pm, 1.0 - ema)
             state["step"] += 1
-            if ranks.lead:   # progress shows rank 0's shard
+            if bars:   # progress shows rank 0's shard
                 ne = terms.neg_elbo.mean().item()
                 run = ne if run is None else 0.98 * run + 0.02 * ne
                 if i % 50 == 0 or i == steps_per_epoch - 1:
@@ -312,7 +317,7 @@ def _train(cfg: VLAEConfig, out_dir: Path, ranks: Ranks, *, epochs: int, minutes
                     sys.stderr.flush()
             if deadline is not None and ranks.any(time.time() > deadline, device):
                 break
-        if ranks.lead:
+        if bars:
             sys.stderr.write("\n")
         state["epoch"] += 1
         state["wall_s"] = time.time() - t_start
@@ -393,14 +398,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=("binarized-mnist", "mnist", "fashion-mnist"),
                    help="training data (default: binarized-mnist for binary models, mnist for 8-bit ones); "
                         "fashion-mnist holds out its last 10,000 training images for validation")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal); the "
+                        "per-epoch lines stay")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``vlaecodec train [freeze]``: an expected failure (a missing or unreadable file, a
+    bad checkpoint, a dataset not fetched) ends with one line on stderr, exit status 1."""
+    from .data import DataError
+    from .zoo import ModelError
+
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["freeze"]:
-        from .freeze import main as freeze_main
-        return freeze_main(argv[1:])
+    freezing = argv[:1] == ["freeze"]
+    expected: tuple[type[BaseException], ...] = (OSError, ModelError, DataError)
+    if freezing:   # freeze's own checks (a file that is no model checkpoint, a dataset it cannot code)
+        expected += (ValueError,)
+    try:
+        if freezing:
+            from .freeze import main as freeze_main
+            return freeze_main(argv[1:])
+        return _main(argv)
+    except expected as e:
+        if isinstance(e, OSError) and e.strerror:
+            msg = (f"{e.filename}: " if e.filename else "") + e.strerror
+        else:
+            msg = " ".join(str(e).split()) or e.__class__.__name__
+        raise SystemExit(f"Error: {msg}") from None
+
+
+def _main(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     cfg = preset(args.preset)
     if args.config_json:
@@ -408,7 +436,8 @@ def main(argv: list[str] | None = None) -> None:
     cmd = "vlaecodec train " + " ".join(argv)
     path = train(cfg, Path(args.out), epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
                  lr=args.lr, seed=args.seed, device=args.device, resume=args.resume,
-                 train_limit=args.train_limit, threads=args.threads, dataset=args.dataset, command=cmd)
+                 train_limit=args.train_limit, threads=args.threads, dataset=args.dataset, command=cmd,
+                 bars=False if args.quiet else None)
     if os.environ.get("RANK", "0") == "0":
         print(path)
 
