@@ -27,10 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-try:
-    from . import mixture, rans
-except ImportError:  # (being written)
-    mixture = rans = None
+from . import mixture, rans
 from . import numerics as nx
 from .photo_int import STRIDE, IntPhotoVLAE, pixel_input
 
@@ -52,6 +49,12 @@ def zrows_of_pixel_row(i: int, hz: int) -> tuple[int, int]:
     """The latent rows whose values reach the z features of pixel row i (3x3 conv, then
     three transposed convs)."""
     return max(0, _down(_down(_down(i))) - 1), min(hz - 1, _up(_up(_up(i))) + 1)
+
+
+def zrows_of_band(b: int, hz: int) -> tuple[int, int]:
+    """The latent rows that reach any pixel row of band b (pixel rows 8b .. 8b+7): z
+    features are computed a band at a time, so both sides need all of them known."""
+    return zrows_of_pixel_row(STRIDE * b, hz)[0], zrows_of_pixel_row(STRIDE * b + STRIDE - 1, hz)[1]
 
 
 def pixel_rows_of_latent_row(r: int) -> int:
@@ -86,7 +89,7 @@ def schedule(H: int, W: int, h: int) -> Schedule:
     first_need = {}
     last_use = {}
     for i in range(H):
-        lo, hi = zrows_of_pixel_row(i, hz)
+        lo, hi = zrows_of_band(i // STRIDE, hz)
         for r in range(0, hi + 1):
             first_need.setdefault(r, i)
         for r in range(lo, hi + 1):
@@ -113,8 +116,15 @@ def schedule(H: int, W: int, h: int) -> Schedule:
 # ---------------------------------------------------------------- latents
 
 def _cum(freqs: np.ndarray) -> np.ndarray:
-    c = np.zeros((freqs.shape[0], freqs.shape[1] + 1), np.int64)
-    np.cumsum(freqs.astype(np.int64), axis=1, out=c[:, 1:])
+    """Cumulative table of a latent grid's frequencies (summing to 2**24) after giving
+    every cell at least 1 (a cell q(z|x) can land on may have no prior mass at 24
+    bits): f' = 1 + floor(f (2**24 - n) / 2**24), the remainder to the largest cell."""
+    f = freqs.astype(np.int64)
+    n = f.shape[1]
+    g = 1 + ((f * ((1 << PREC) - n)) >> PREC)
+    g[np.arange(len(g)), f.argmax(1)] += (1 << PREC) - g.sum(1)
+    c = np.zeros((f.shape[0], n + 1), np.int64)
+    np.cumsum(g, axis=1, out=c[:, 1:])
     return c
 
 
@@ -175,8 +185,7 @@ class _Rows:
     def band(self, b: int) -> np.ndarray:
         if b not in self.bands:
             hz = self.lat.k.shape[0]
-            lo = zrows_of_pixel_row(STRIDE * b, hz)[0]
-            hi = zrows_of_pixel_row(STRIDE * b + STRIDE - 1, hz)[1]
+            lo, hi = zrows_of_band(b, hz)
             a, e = max(0, lo - 1), min(hz, hi + 2)
             zf = self.net.zfeatures(self.lat.map()[a:e])
             self.bands[b] = zf[STRIDE * (b - a):STRIDE * (b - a + 1)]
@@ -226,7 +235,9 @@ def encode(net: IntPhotoVLAE, x: np.ndarray, seed_words: np.ndarray | None = Non
         lat.k[r] = _pop_table(stack, freqs).reshape(wz, net.cz)
         lat.known[r] = True
         if before <= 64 * LANES:   # popped (partly) from an empty stack: no bits came back
-            f = freqs[np.arange(freqs.shape[0]), lat.k[r].ravel()]
+            cum = _cum(freqs)
+            k = lat.k[r].ravel()
+            f = cum[np.arange(len(k)), k + 1] - cum[np.arange(len(k)), k]
             stats.startup_bits += float(np.sum(PREC - np.log2(f)))
 
     def push_prior(r: int) -> None:

@@ -75,7 +75,9 @@ def model_dirs() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def list_manifests() -> list[dict[str, Any]]:
+def list_manifests(architecture: str | None = "vlae") -> list[dict[str, Any]]:
+    """Installed model manifests of one architecture ("vlae": the 28x28 digit models;
+    "photo-vlae": the any-size models of ``photo_int``; None: all)."""
     out, seen = [], set()
     for d in model_dirs():
         for p in sorted(d.glob("*.json")):
@@ -83,7 +85,8 @@ def list_manifests() -> list[dict[str, Any]]:
                 m = json.loads(p.read_text())
             except (OSError, ValueError):
                 continue
-            if isinstance(m, dict) and "name" in m and "file" in m and "sha256" in m and m["name"] not in seen:
+            if (isinstance(m, dict) and "name" in m and "file" in m and "sha256" in m and m["name"] not in seen
+                    and (architecture is None or m.get("architecture", "vlae") == architecture)):
                 m["_dir"] = str(d)
                 seen.add(m["name"])
                 out.append(m)

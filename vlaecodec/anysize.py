@@ -1,0 +1,384 @@
+"""Images of any size and kind (8-bit gray, RGB, binary): the record container and the
+per-image choice of coder.
+
+The 28x28 digit models keep their compact container (``container.py``, magic "VL").
+Every other image goes into this container (magic "VP"), one record per image; each
+record names the coder that made it:
+
+* a photo model (``photo_int`` + ``photo_codec``: bits-back with the any-size VLAE),
+  named by its sha256 prefix like the digit models;
+* PNG or WebP lossless, through pillow (exact decoders), for images no model codes
+  smaller, so a file is never much bigger than a classical codec would make it.
+
+With no model forced, the encoder codes each image with every candidate that applies
+and keeps the smallest record (``choose``); ``inspect`` says which coder each image got.
+
+```
+ file:    b"VP" | version (1) | flags (1: NAMES) | image count (varint)
+          | CRC32 of the bytes so far | records
+ record:  coder (1) | [model sha256 prefix (4), if coder = MODEL] | mode (1)
+          | height, width (varints) | [name: varint length + UTF-8, if NAMES]
+          | payload length (varint) | CRC32 of the record's header bytes and the
+          decoded pixels | payload
+```
+
+Limits are checked before anything is allocated: sides up to MAX_SIDE, at most
+MAX_PIXELS pixels per image, payload lengths within the file.
+"""
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+MAGIC = b"VP"
+VERSION = 1
+F_NAMES = 1
+CODER_MODEL, CODER_PNG, CODER_WEBP = 0, 1, 2
+CODER_NAMES = {CODER_MODEL: "model", CODER_PNG: "PNG", CODER_WEBP: "WebP lossless"}
+MODES = ("L", "RGB", "1")            # how pixels are stored and written back
+CHANNELS = {"L": 1, "RGB": 3, "1": 1}
+MAX_SIDE = 1 << 16
+MAX_PIXELS = 1 << 26                 # 67 M pixels (8192 x 8192)
+MAX_IMAGES = 1 << 20
+HASH_BYTES = 4
+
+
+class AnySizeError(ValueError):
+    """A damaged, truncated or unsupported file; the message says which."""
+
+
+# ------------------------------------------------------------------ varints
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise AnySizeError("truncated file")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def varint(self, limit: int) -> int:
+        n = shift = 0
+        while True:
+            b = self.take(1)[0]
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+            if shift > 63:
+                raise AnySizeError("malformed varint")
+        if n > limit:
+            raise AnySizeError(f"a header field ({n}) exceeds its limit ({limit})")
+        return n
+
+
+# ------------------------------------------------------------------ coders
+
+def _png_bytes(pixels: np.ndarray, mode: str) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    _to_pil(pixels, mode).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _webp_bytes(pixels: np.ndarray, mode: str) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    img = _to_pil(pixels, mode)
+    if mode != "RGB":
+        img = img.convert("RGB")         # WebP stores color; gray comes back from any channel
+    img.save(buf, format="WEBP", lossless=True, quality=100, method=6, exact=True)
+    return buf.getvalue()
+
+
+def _to_pil(pixels: np.ndarray, mode: str):
+    from PIL import Image
+    if mode == "1":
+        return Image.fromarray((pixels > 0).astype(np.uint8) * 255).convert("1")
+    return Image.fromarray(pixels)
+
+
+def _decode_classical(payload: bytes, mode: str, h: int, w: int) -> np.ndarray:
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(payload)) as im:
+            if im.size != (w, h):
+                raise AnySizeError("a record's image does not have the size its header says")
+            if mode == "RGB":
+                a = np.asarray(im.convert("RGB"))
+            elif mode == "1":
+                a = (np.asarray(im.convert("L")) > 127).astype(np.uint8)
+            else:
+                a = np.asarray(im.convert("RGB"))[..., 0] if im.mode == "RGB" else np.asarray(im.convert("L"))
+    except AnySizeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pillow raises many kinds on damaged data
+        raise AnySizeError(f"damaged record ({e.__class__.__name__})") from None
+    return np.ascontiguousarray(a)
+
+
+# ------------------------------------------------------------------ photo models
+
+@dataclass
+class PhotoModel:
+    name: str
+    sha256: str
+    mode: str
+    net: object
+
+    def encode(self, pixels: np.ndarray) -> bytes:
+        from . import photo_codec
+        x = pixels if pixels.ndim == 3 else pixels[..., None]
+        words, _ = photo_codec.encode(self.net, x)
+        return words.astype("<u4").tobytes()
+
+    def decode(self, payload: bytes, h: int, w: int) -> np.ndarray:
+        from . import photo_codec
+        if len(payload) % 4:
+            raise AnySizeError("damaged record (payload is not whole words)")
+        x = photo_codec.decode(self.net, np.frombuffer(payload, "<u4").astype(np.uint32), h, w)
+        return x if self.mode == "RGB" else x[..., 0]
+
+
+def photo_models(mode: str | None = None) -> list[PhotoModel]:
+    """Installed any-size models (manifests with architecture "photo-vlae")."""
+    from .zoo import list_manifests
+    out = []
+    for m in list_manifests("photo-vlae"):
+        if mode is None or m.get("mode") == mode:
+            out.append(_load_photo(m))
+    return out
+
+
+_PHOTO_CACHE: dict[str, PhotoModel] = {}
+
+
+def _load_photo(m: dict) -> PhotoModel:
+    if m["sha256"] not in _PHOTO_CACHE:
+        from . import photo_int
+        from .zoo import ModelError, _read_verified
+        raw, digest = _read_verified(Path(m["_dir"]) / m["file"], m["sha256"])
+        try:
+            net = photo_int.load(io.BytesIO(raw))
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"{m['file']}: not a photo model ({e.__class__.__name__})") from None
+        _PHOTO_CACHE[m["sha256"]] = PhotoModel(m["name"], digest, m["mode"], net)
+    return _PHOTO_CACHE[m["sha256"]]
+
+
+def _photo_by_hash(prefix: bytes) -> PhotoModel:
+    from .zoo import ModelError, list_manifests
+    hexp = prefix.hex()
+    for m in list_manifests("photo-vlae"):
+        if m["sha256"].startswith(hexp):
+            return _load_photo(m)
+    raise ModelError(f"this file needs a photo model with hash {hexp}, which is not installed "
+                     f"(see `vlaecodec models`)")
+
+
+# ------------------------------------------------------------------ records
+
+@dataclass
+class Record:
+    coder: int
+    mode: str
+    height: int
+    width: int
+    payload: bytes
+    model: PhotoModel | None = None
+    name: str | None = None
+    tried: dict = field(default_factory=dict)     # coder label -> bytes (what the choice measured)
+
+    @property
+    def coder_name(self) -> str:
+        return self.model.name if self.coder == CODER_MODEL else CODER_NAMES[self.coder]
+
+
+def image_mode(pixels: np.ndarray, binary: bool = False) -> str:
+    if pixels.ndim == 3:
+        if pixels.shape[2] != 3:
+            raise AnySizeError("only gray and RGB images are supported")
+        return "RGB"
+    return "1" if binary else "L"
+
+
+def choose(pixels: np.ndarray, mode: str, *, coders: Sequence[str] | None = None,
+           log: Callable[[str], None] | None = None) -> Record:
+    """Code one image with every candidate (photo models of its mode, PNG, WebP
+    lossless; or only ``coders``) and keep the smallest."""
+    h, w = pixels.shape[:2]
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and h * w <= MAX_PIXELS):
+        raise AnySizeError(f"{w}x{h} is outside the supported sizes (1 to {MAX_SIDE} a side, "
+                           f"at most {MAX_PIXELS} pixels)")
+    tried: dict[str, tuple[int, bytes, PhotoModel | None]] = {}
+    want = set(coders) if coders else None
+    if mode != "1":
+        for pm in photo_models(mode):
+            if want is None or pm.name in want or "model" in want:
+                tried[pm.name] = (CODER_MODEL, pm.encode(pixels), pm)
+    if want is None or "png" in want:
+        tried["PNG"] = (CODER_PNG, _png_bytes(pixels, mode), None)
+    if want is None or "webp" in want:
+        tried["WebP lossless"] = (CODER_WEBP, _webp_bytes(pixels, mode), None)
+    if not tried:
+        raise AnySizeError("no coder applies to this image")
+    best = min(tried, key=lambda k: (len(tried[k][1]), k))
+    coder, payload, pm = tried[best]
+    return Record(coder, mode, h, w, payload, pm, tried={k: len(v[1]) for k, v in tried.items()})
+
+
+def _record_header(r: Record, names: bool) -> bytes:
+    out = bytearray([r.coder])
+    if r.coder == CODER_MODEL:
+        out += bytes.fromhex(r.model.sha256[:2 * HASH_BYTES])
+    out.append(MODES.index(r.mode))
+    out += _varint(r.height) + _varint(r.width)
+    if names:
+        nb = (r.name or "").encode()
+        out += _varint(len(nb)) + nb
+    out += _varint(len(r.payload))
+    return bytes(out)
+
+
+def _pixel_bytes(pixels: np.ndarray) -> bytes:
+    return np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+
+
+def pack(records: Sequence[Record], pixels: Sequence[np.ndarray], names: bool = False) -> bytes:
+    head = MAGIC + bytes([VERSION, F_NAMES if names else 0]) + _varint(len(records))
+    out = bytearray(head + struct.pack("<I", zlib.crc32(head)))
+    for r, px in zip(records, pixels):
+        rh = _record_header(r, names)
+        out += rh + struct.pack("<I", zlib.crc32(_pixel_bytes(px), zlib.crc32(rh))) + r.payload
+    return bytes(out)
+
+
+def is_anysize(data: bytes) -> bool:
+    return data[:2] == MAGIC
+
+
+@dataclass
+class Parsed:
+    records: list[Record]
+    crcs: list[int]
+    names: bool
+
+
+def parse(data: bytes) -> Parsed:
+    """Header and records, every limit checked before anything is decoded."""
+    rd = _Reader(data)
+    if rd.take(2) != MAGIC:
+        raise AnySizeError("not a vlaecodec any-size file")
+    version, flags = rd.take(2)
+    if version != VERSION:
+        raise AnySizeError(f"any-size format version {version} is not supported (this vlaecodec reads {VERSION})")
+    if flags & ~F_NAMES:
+        raise AnySizeError("unknown flags in the header")
+    count = rd.varint(MAX_IMAGES)
+    if count < 1:
+        raise AnySizeError("a file holds at least one image")
+    (crc,) = struct.unpack("<I", rd.take(4))
+    if crc != zlib.crc32(data[:rd.pos - 4]):
+        raise AnySizeError("the header is damaged (checksum mismatch)")
+    names = bool(flags & F_NAMES)
+    records, crcs = [], []
+    for _ in range(count):
+        start = rd.pos
+        coder = rd.take(1)[0]
+        if coder not in CODER_NAMES:
+            raise AnySizeError(f"unknown coder {coder} in a record")
+        model = None
+        if coder == CODER_MODEL:
+            model = _photo_by_hash(rd.take(HASH_BYTES))
+        mi = rd.take(1)[0]
+        if mi >= len(MODES):
+            raise AnySizeError("unknown image mode in a record")
+        mode = MODES[mi]
+        h, w = rd.varint(MAX_SIDE), rd.varint(MAX_SIDE)
+        if h < 1 or w < 1 or h * w > MAX_PIXELS:
+            raise AnySizeError("a record's image size is outside the limits")
+        if model is not None and model.mode != mode:
+            raise AnySizeError("a record's mode does not match its model")
+        name = None
+        if names:
+            name = rd.take(rd.varint(4096)).decode("utf-8", "replace")
+        n = rd.varint(len(data))
+        (rcrc,) = struct.unpack("<I", rd.take(4))
+        header_crc = zlib.crc32(data[start:rd.pos - 4])
+        payload = rd.take(n)
+        records.append(Record(coder, mode, h, w, payload, model, name))
+        crcs.append((rcrc, header_crc))
+    if rd.pos != len(data):
+        raise AnySizeError("trailing bytes after the last record")
+    return Parsed(records, crcs, names)
+
+
+def decode_record(r: Record, crcs: tuple[int, int]) -> np.ndarray:
+    if r.coder == CODER_MODEL:
+        try:
+            px = r.model.decode(r.payload, r.height, r.width)
+        except AnySizeError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a damaged payload can fail anywhere in the coder
+            raise AnySizeError(f"damaged record ({e.__class__.__name__})") from None
+    else:
+        px = _decode_classical(r.payload, r.mode, r.height, r.width)
+    if zlib.crc32(_pixel_bytes(px), crcs[1]) != crcs[0]:
+        raise AnySizeError("decoded pixels fail their checksum: the file is damaged")
+    return px
+
+
+def compress(images: Sequence[np.ndarray], modes: Sequence[str], names: Sequence[str] | None = None,
+             coders: Sequence[str] | None = None, progress: Callable[[int], None] | None = None
+             ) -> tuple[bytes, list[Record]]:
+    records = []
+    for i, (px, mode) in enumerate(zip(images, modes)):
+        r = choose(px, mode, coders=coders)
+        r.name = names[i] if names else None
+        records.append(r)
+        if progress:
+            progress(i + 1)
+    return pack(records, images, names=names is not None), records
+
+
+def decompress(data: bytes, progress: Callable[[int], None] | None = None
+               ) -> tuple[list[np.ndarray], list[Record]]:
+    p = parse(data)
+    out = []
+    for i, (r, c) in enumerate(zip(p.records, p.crcs)):
+        out.append(decode_record(r, c))
+        if progress:
+            progress(i + 1)
+    return out, p.records
+
+
+def describe(data: bytes) -> list[str]:
+    """One line per image: size, mode, coder, bytes and bits per sub-pixel."""
+    p = parse(data)
+    lines = []
+    for i, r in enumerate(p.records):
+        dims = r.height * r.width * CHANNELS[r.mode]
+        label = r.name or f"image {i}"
+        lines.append(f"{label}: {r.width}x{r.height} {r.mode}, coder {r.coder_name}, "
+                     f"{len(r.payload)} bytes ({8 * len(r.payload) / dims:.4f} bits/sub-pixel)")
+    return lines
