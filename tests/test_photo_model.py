@@ -11,7 +11,7 @@ from vlaecodec.photo_freeze import to_integer  # noqa: E402
 from vlaecodec.photo_int import IntPhotoVLAE, load, pixel_input  # noqa: E402
 from vlaecodec.photo_vlae import PHOTO_PRESETS, PhotoVLAE, discretized_mix_logistic_nll  # noqa: E402
 from vlaecodec import photo_codec  # noqa: E402
-from vlaecodec.photo_codec import STRIDE, _posterior_rows, schedule, zrows_of_pixel_row  # noqa: E402
+from vlaecodec.photo_codec import STRIDE, _posterior_group, schedule, zrows_of_pixel_row  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["photo-tiny-rgb", "photo-tiny-gray"])
@@ -81,11 +81,13 @@ def test_posterior_of_a_crop_equals_the_whole_image(models):
     rng = np.random.default_rng(4)
     x = rng.integers(0, 256, (88, 24, net.channels)).astype(np.uint8)
     mean, log_std = net.posterior(x)
-    for r in range(11):
+    for group in ([0], [0, 1, 2], [3, 4], [5, 6, 7, 8, 9, 10], [10]):
         changed = x.copy()   # rows past what q(z_r|x) reads may hold anything
-        changed[min(88, 8 * r + 23):] = rng.integers(0, 256, changed[min(88, 8 * r + 23):].shape)
-        m2, l2 = _posterior_rows(net, changed, r)
-        assert np.array_equal(m2, mean[r]) and np.array_equal(l2, log_std[r])
+        below = min(88, 8 * group[-1] + 23)
+        changed[below:] = rng.integers(0, 256, changed[below:].shape)
+        tables = _posterior_group(net, changed, group)
+        for r, t in zip(group, tables):
+            assert np.array_equal(t, net.grid.posterior_freqs(mean[r].ravel(), log_std[r].ravel()))
 
 
 def test_z_features_read_only_the_latent_rows_claimed(models):
@@ -136,11 +138,11 @@ def test_schedule_orders_latents_before_their_use(H, W, h):
     assert sch.steps == W + (h + 1) * (H - 1)
     popped_at = {r: t for t, rs in sch.pops.items() for r in rs}
     popped_at.update({r: sch.steps for r in sch.final_pops})
-    pushed_at = {r: t for t, rs in sch.pushes.items() for r in rs}
-    pushed_at.update({r: sch.steps + 1 for r in sch.final_pushes})
+    pushed_at = {r: t for t, gs in sch.pushes.items() for g in gs for r in g}
+    pushed_at.update({r: sch.steps + 1 for g in sch.final_pushes for r in g})
     assert sorted(popped_at) == sorted(pushed_at) == list(range(hz))
     for i in range(H):
-        lo, hi = photo_codec.zrows_of_band(i // STRIDE, hz)
+        lo, hi = photo_codec.zrows_of_band(i // photo_codec.BAND, hz)
         assert lo <= zrows_of_pixel_row(i, hz)[0] and zrows_of_pixel_row(i, hz)[1] <= hi
         first, last = (h + 1) * i, (h + 1) * i + W - 1
         for r in range(hi + 1):

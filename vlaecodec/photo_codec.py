@@ -33,6 +33,8 @@ from .photo_int import STRIDE, IntPhotoVLAE, pixel_input
 
 PREC = 24                       # rANS precision of pixels and latents (2**24 totals)
 LANES = 64                      # interleaved rANS lanes (each used lane costs ~32 bits)
+BAND = 32                       # pixel rows of z features computed together (a multiple of 8)
+POST_GROUP = 8                  # latent rows whose q(z|x) is computed (and pushed) together
 
 
 # ---------------------------------------------------------------- dependencies
@@ -52,9 +54,10 @@ def zrows_of_pixel_row(i: int, hz: int) -> tuple[int, int]:
 
 
 def zrows_of_band(b: int, hz: int) -> tuple[int, int]:
-    """The latent rows that reach any pixel row of band b (pixel rows 8b .. 8b+7): z
-    features are computed a band at a time, so both sides need all of them known."""
-    return zrows_of_pixel_row(STRIDE * b, hz)[0], zrows_of_pixel_row(STRIDE * b + STRIDE - 1, hz)[1]
+    """The latent rows that reach any pixel row of band b (pixel rows BAND*b ..
+    BAND*(b+1)-1): z features are computed a band at a time (one pass instead of one
+    per row), so both sides need all of them known before the band's first use."""
+    return zrows_of_pixel_row(BAND * b, hz)[0], zrows_of_pixel_row(BAND * b + BAND - 1, hz)[1]
 
 
 def pixel_rows_of_latent_row(r: int) -> int:
@@ -70,7 +73,7 @@ class Schedule:
     hz: int
     steps: int
     pops: dict = field(default_factory=dict)     # step -> latent rows popped before it
-    pushes: dict = field(default_factory=dict)   # step -> latent rows pushed after it
+    pushes: dict = field(default_factory=dict)   # step -> groups of latent rows pushed after it
     final_pops: list = field(default_factory=list)
     final_pushes: list = field(default_factory=list)
 
@@ -89,7 +92,7 @@ def schedule(H: int, W: int, h: int) -> Schedule:
     first_need = {}
     last_use = {}
     for i in range(H):
-        lo, hi = zrows_of_band(i // STRIDE, hz)
+        lo, hi = zrows_of_band(i // BAND, hz)
         for r in range(0, hi + 1):
             first_need.setdefault(r, i)
         for r in range(lo, hi + 1):
@@ -101,15 +104,20 @@ def schedule(H: int, W: int, h: int) -> Schedule:
             s.pops.setdefault(pop_step[r], []).append(r)
         else:
             s.final_pops.append(r)
-    for r in range(hz):
-        last = min(H - 1, max(pixel_rows_of_latent_row(r), last_use.get(r, -1)))
-        t = (h + 1) * last + W - 1
-        # the encoder needs z_r (popped from q) before it pushes z_r+1 under the prior
-        nxt = pop_step.get(r + 1, None) if r + 1 < hz else -1
-        if t >= steps - 1 or nxt is None or nxt > t:
-            s.final_pushes.append(r)
+    for g0 in range(0, hz, POST_GROUP):
+        group = list(range(g0, min(hz, g0 + POST_GROUP)))
+        t_group, final = -1, False
+        for r in group:
+            last = min(H - 1, max(pixel_rows_of_latent_row(r), last_use.get(r, -1)))
+            t = (h + 1) * last + W - 1
+            # the encoder needs z_r (popped from q) before it pushes z_r+1 under the prior
+            nxt = pop_step.get(r + 1, None) if r + 1 < hz else -1
+            final |= t >= steps - 1 or nxt is None or nxt > t
+            t_group = max(t_group, t)
+        if final:
+            s.final_pushes.append(group)
         else:
-            s.pushes.setdefault(t, []).append(r)
+            s.pushes.setdefault(t_group, []).append(group)
     return s
 
 
@@ -135,14 +143,16 @@ def _push_table(stack: rans.Stack, freqs: np.ndarray, k: np.ndarray) -> None:
 
 
 def _pop_table(stack: rans.Stack, freqs: np.ndarray) -> np.ndarray:
-    cum = _cum(freqs)
+    return _pop_cum(stack, _cum(freqs))
 
+
+def _pop_cum(stack: rans.Stack, cum: np.ndarray) -> np.ndarray:
     def find(cf, sl):
         c = cum[sl]
         k = (c[:, 1:] <= cf[:, None]).sum(1)
         rows = np.arange(len(k))
         return k, c[rows, k], c[rows, k + 1] - c[rows, k]
-    return stack.pop(len(freqs), PREC, find)
+    return stack.pop(len(cum), PREC, find)
 
 
 class _Latents:
@@ -177,9 +187,9 @@ class _Rows:
 
     def get(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         out = np.empty((len(i), self.net.zf_channels))
-        for b in np.unique(i // STRIDE):
-            m = (i // STRIDE) == b
-            out[m] = self.band(int(b))[i[m] % STRIDE, j[m]]
+        for b in range(int(i[0]) // BAND, int(i[-1]) // BAND + 1):
+            m = (i // BAND) == b
+            out[m] = self.band(b)[i[m] % BAND, j[m]]
         return out
 
     def band(self, b: int) -> np.ndarray:
@@ -188,7 +198,9 @@ class _Rows:
             lo, hi = zrows_of_band(b, hz)
             a, e = max(0, lo - 1), min(hz, hi + 2)
             zf = self.net.zfeatures(self.lat.map()[a:e])
-            self.bands[b] = zf[STRIDE * (b - a):STRIDE * (b - a + 1)]
+            off = BAND * b - STRIDE * a
+            # float32 holds these integers exactly (|v| <= 2**19): half the memory
+            self.bands[b] = zf[off:off + BAND].astype(np.float32)
         return self.bands[b]
 
     def drop_below(self, b: int) -> None:
@@ -211,81 +223,93 @@ class PhotoStats:
     startup_bits: float = 0.0      # -log q of the latent rows popped from an empty stack
 
 
-def encode(net: IntPhotoVLAE, x: np.ndarray, seed_words: np.ndarray | None = None
-           ) -> tuple[np.ndarray, PhotoStats]:
-    """One image (H, W, C) uint8 -> rANS words."""
+def _step_params(net: IntPhotoVLAE, vpad: np.ndarray, rows: _Rows, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
+    """Head outputs of the pixels of one wavefront, from their causal windows and z
+    features: the one path both sides take (so they compute the same integers)."""
+    return net.params_from_acc(net.window(net.windows(vpad, ii, jj), extra=rows.get(ii, jj)))
+
+
+def _posterior_group(net: IntPhotoVLAE, xp: np.ndarray, group: list[int]):
+    """q(z_r | x) tables of a group of latent rows, from a crop of padded pixel rows
+    8(r0-3) .. 8(r1+3)-1: latent row r reads rows 8r-15 .. 8r+22, and the crop's own zero
+    padding reaches no layer row it reads (tests check crop against whole image), so
+    the integers equal the whole image's. Rows past the decoder's progress may hold
+    anything: nothing reads them."""
+    r0, r1 = group[0], group[-1]
+    a = max(0, STRIDE * (r0 - 3))
+    e = min(xp.shape[0], STRIDE * (r1 + 4))
+    mean, log_std = net.posterior(xp[a:e])
+    sl = slice(r0 - a // STRIDE, r1 + 1 - a // STRIDE)
+    return [net.grid.posterior_freqs(m.ravel(), s.ravel()) for m, s in zip(mean[sl], log_std[sl])]
+
+
+def _geometry(H: int, W: int):
+    return -(-H // STRIDE) * STRIDE, -(-W // STRIDE) * STRIDE
+
+
+def encode(net: IntPhotoVLAE, x: np.ndarray) -> tuple[np.ndarray, PhotoStats]:
+    """One image (H, W, C) uint8 -> rANS words (uint32)."""
     H, W, C = x.shape
     h = net.h
-    hp, wp = -(-H // STRIDE) * STRIDE, -(-W // STRIDE) * STRIDE
+    hp, wp = _geometry(H, W)
     xp = np.pad(x, ((0, hp - H), (0, wp - W), (0, 0)), mode="edge")
     sch = schedule(H, W, h)
-    mean, log_std = net.posterior(xp)
-    hz, wz = mean.shape[:2]
+    hz, wz = hp // STRIDE, wp // STRIDE
     lat = _Latents(net, hz, wz)
     rows = _Rows(net, lat, hp)
-    stack = rans.Stack(LANES) if seed_words is None else rans.Stack.from_words(seed_words, LANES)
+    stack = rans.Stack(LANES)
     stats = PhotoStats()
-    v = pixel_input(xp)
-    vpad = np.pad(v, ((h, 0), (h, h), (0, 0)))
-    row_params: dict[int, np.ndarray] = {}
+    vpad = np.pad(pixel_input(xp), ((h, 0), (h, h), (0, 0)))
 
-    def pop_q(r: int) -> None:
-        before = stack.bits()
-        freqs = net.grid.posterior_freqs(mean[r].ravel(), log_std[r].ravel())
-        lat.k[r] = _pop_table(stack, freqs).reshape(wz, net.cz)
-        lat.known[r] = True
-        if before <= 64 * LANES:   # popped (partly) from an empty stack: no bits came back
+    def pop_q(group: list[int]) -> None:
+        tables = _posterior_group(net, xp, group)
+        for r, freqs in zip(reversed(group), reversed(tables)):
+            empty = stack.bits() <= 64 * LANES
             cum = _cum(freqs)
-            k = lat.k[r].ravel()
-            f = cum[np.arange(len(k)), k + 1] - cum[np.arange(len(k)), k]
-            stats.startup_bits += float(np.sum(PREC - np.log2(f)))
+            lat.k[r] = _pop_cum(stack, cum).reshape(wz, net.cz)
+            lat.known[r] = True
+            if empty:   # popped from a (nearly) empty stack: these bits come back to no one
+                k = lat.k[r].ravel()
+                f = cum[np.arange(len(k)), k + 1] - cum[np.arange(len(k)), k]
+                stats.startup_bits += float(np.sum(PREC - np.log2(f)))
 
     def push_prior(r: int) -> None:
         _push_table(stack, lat.prior_freqs(r), lat.k[r].ravel())
 
-    def params_of_row(i: int) -> np.ndarray:
-        if i not in row_params:
-            jj = np.arange(W)
-            win = net.windows(vpad, np.full(W, i), jj)
-            acc = net.window(win, extra=rows.get(np.full(W, i), jj))
-            row_params[i] = net.params_from_acc(acc)
-        return row_params[i]
-
     def push_pixels(t: int) -> None:
         ii, jj = sch.pixels(t)
-        p = np.concatenate([params_of_row(int(i))[j:j + 1] for i, j in zip(ii, jj)])
+        p = _step_params(net, vpad, rows, ii, jj)
         vals = x[ii, jj].astype(np.int64)                     # (n, C)
         prev: list[np.ndarray] = []
-        tables = []
+        coded = []
         for c in range(C):
-            tables.append(_channel_tables(net, p, c, prev))
+            coded.append(mixture.start_freq(vals[:, c], *_channel_tables(net, p, c, prev)))
             prev = prev + [2 * vals[:, c] - 255]
-        for c in reversed(range(C)):
-            start, freq = mixture.start_freq(vals[:, c], *tables[c])
+        for start, freq in reversed(coded):                   # B, G, R: the decoder pops R first
             stack.push(start, freq, PREC)
 
-    # Mirror of the decoder's order, last event first.
-    for r in reversed(sch.final_pushes):
-        pop_q(r)
+    # The mirror of the decoder's order, last event first.
+    for g in reversed(sch.final_pushes):
+        pop_q(g)
     for r in reversed(sch.final_pops):
         push_prior(r)
     for t in reversed(range(sch.steps)):
-        for r in reversed(sch.pushes.get(t, [])):
-            pop_q(r)
+        for g in reversed(sch.pushes.get(t, [])):
+            pop_q(g)
         push_pixels(t)
         for r in reversed(sch.pops.get(t, [])):
             push_prior(r)
-        if t % (h + 1) == 0:   # row t/(h+1) + 1 and those below are all pushed
-            row_params.pop(t // (h + 1) + 1, None)
-            rows.drop_above(t // (h + 1) // STRIDE + 1)
+        if t % (h + 1) == 0:          # bands below the wavefront are done
+            rows.drop_above(t // (h + 1) // BAND + 1)
     words = stack.to_words()
     stats.bits = 32 * len(words)
     return words, stats
 
 
 def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
+    """rANS words -> the image (H, W, C) uint8."""
     C, h = net.channels, net.h
-    hp, wp = -(-H // STRIDE) * STRIDE, -(-W // STRIDE) * STRIDE
+    hp, wp = _geometry(H, W)
     sch = schedule(H, W, h)
     hz, wz = hp // STRIDE, wp // STRIDE
     lat = _Latents(net, hz, wz)
@@ -298,15 +322,13 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
         lat.k[r] = _pop_table(stack, lat.prior_freqs(r)).reshape(wz, net.cz)
         lat.known[r] = True
 
-    def push_q(r: int) -> None:
-        mean, log_std = _posterior_rows(net, x, r)
-        freqs = net.grid.posterior_freqs(mean.ravel(), log_std.ravel())
-        _push_table(stack, freqs, lat.k[r].ravel())
+    def push_q(group: list[int]) -> None:
+        for r, freqs in zip(group, _posterior_group(net, x, group)):
+            _push_table(stack, freqs, lat.k[r].ravel())
 
     def pop_pixels(t: int) -> None:
         ii, jj = sch.pixels(t)
-        win = net.windows(vpad, ii, jj)
-        p = net.params_from_acc(net.window(win, extra=rows.get(ii, jj)))
+        p = _step_params(net, vpad, rows, ii, jj)
         prev: list[np.ndarray] = []
         for c in range(C):
             loc, inv, w = _channel_tables(net, p, c, prev)
@@ -321,27 +343,16 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
             x[ir, W:] = x[ir, W - 1][:, None, :]
             if ir[-1] == H - 1:          # the bottom padding rows, for q(z|x) of the last rows
                 x[H:] = x[H - 1]
-        rows.drop_below(int(ii[0]) // STRIDE)
+        rows.drop_below(int(ii[0]) // BAND)
 
     for t in range(sch.steps):
         for r in sch.pops.get(t, []):
             pop_prior(r)
         pop_pixels(t)
-        for r in sch.pushes.get(t, []):
-            push_q(r)
+        for g in sch.pushes.get(t, []):
+            push_q(g)
     for r in sch.final_pops:
         pop_prior(r)
-    for r in sch.final_pushes:
-        push_q(r)
+    for g in sch.final_pushes:
+        push_q(g)
     return x[:H, :W]
-
-
-def _posterior_rows(net: IntPhotoVLAE, xp: np.ndarray, r: int):
-    """q(z_r | x) from a crop of pixel rows 8(r-3) .. 8(r+3)-1: latent row r reads rows
-    8r-15 .. 8r+22, and the crop's own zero padding reaches no layer row that it reads
-    (tests/test_photo_codec.py checks crop against whole image), so the integers are the
-    same as the encoder's whole-image pass."""
-    a = max(0, STRIDE * (r - 3))
-    e = min(xp.shape[0], STRIDE * (r + 3))
-    mean, log_std = net.posterior(xp[a:e])
-    return mean[r - a // STRIDE], log_std[r - a // STRIDE]
