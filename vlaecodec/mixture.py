@@ -96,6 +96,9 @@ _G_BITS = WEIGHT_BITS + SIG_BITS          # 28
 _EDGE_FAR = 1 << 21                       # stands in for x = 0 / 256 (see docstring)
 # x -> the multiplier used in the edge formula: -2**21, 1, ..., 255, 2**21
 _XMUL = np.concatenate([[-_EDGE_FAR], np.arange(1, LEVELS), [_EDGE_FAR]]).astype(np.int64)
+# x -> (multiplier of x, of x + 1) and (x, x + 1), columns 0..255: start_freq's two edges
+_XPAIR = np.stack([_XMUL[:-1], _XMUL[1:]])
+_XPLUS = np.stack([np.arange(LEVELS), np.arange(1, LEVELS + 1)]).astype(np.int64)
 _TABLES: dict[str, np.ndarray] = {}
 
 
@@ -228,14 +231,12 @@ def cdf(x, loc, inv_scale, weights) -> np.ndarray:
 def start_freq(x, loc, inv_scale, weights) -> tuple[np.ndarray, np.ndarray]:
     """(C(x), C(x+1) - C(x)) for symbols x in 0..255: what ``rans.Stack.push`` takes."""
     x = _symbols(x)
-    if len(x) and (x.min() < 0 or x.max() >= LEVELS):
+    if (x >> 8).any():                           # x < 0 or x > 255
         raise ValueError("x must lie in 0..255")
     a, b, w = _prepare(loc, inv_scale, weights)
     # Both edges in one pass: (K, 2, N) against the edge multipliers of x and x + 1.
-    xm = np.stack([_XMUL[x], _XMUL[x + 1]])
-    c = _cdf(xm, a[:, None], b[:, None], w[:, None], sigmoid_table())
-    c[0] += x
-    c[1] += x + 1
+    c = _cdf(_XPAIR.take(x, axis=1), a[:, None], b[:, None], w[:, None], sigmoid_table())
+    c += _XPLUS.take(x, axis=1)
     return c[0], c[1] - c[0]
 
 
@@ -244,7 +245,7 @@ def find(cf, loc, inv_scale, weights) -> tuple[np.ndarray, np.ndarray, np.ndarra
     a binary search over 0..255, 8 rounds, all rows at once (the decoder's mirror of
     ``start_freq``): lo starts at 0 (C(0) = 0 <= cf) and round s tries lo + 2**s."""
     cf = _symbols(cf)
-    if len(cf) and (cf.min() < 0 or cf.max() >= 1 << PREC):
+    if (cf >> PREC).any():                       # cf < 0 or cf >= 2**24
         raise ValueError("cf must lie in [0, 2**24)")
     a, b, w = _prepare(loc, inv_scale, weights)
     sig = sigmoid_table()
@@ -254,10 +255,8 @@ def find(cf, loc, inv_scale, weights) -> tuple[np.ndarray, np.ndarray, np.ndarra
         c = _cdf(mid, a, b, w, sig)
         c += mid
         np.copyto(lo, mid, where=c <= cf)
-    xm = np.stack([_XMUL[lo], _XMUL[lo + 1]])
-    c = _cdf(xm, a[:, None], b[:, None], w[:, None], sig)
-    c[0] += lo
-    c[1] += lo + 1
+    c = _cdf(_XPAIR.take(lo, axis=1), a[:, None], b[:, None], w[:, None], sig)
+    c += _XPLUS.take(lo, axis=1)
     return lo, c[0], c[1] - c[0]
 
 
