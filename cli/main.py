@@ -188,17 +188,21 @@ def train(ctx: click.Context, preset: str | None) -> None:
 
 @cli.command("eval")
 @model_option(help="Installed model name, or a float checkpoint (.pt) (default: the default model).")
-@click.option("--dataset", type=click.Choice(DATASETS), help="Default: binarized-mnist (binary models) or mnist.")
+@click.option("--dataset", type=click.Choice(DATASETS), help="Default: the one the model was trained on (its "
+              "manifest says), else binarized-mnist (binary models) or mnist (8-bit).")
 @SPLIT
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N images.")
 @click.option("--iwae-k", type=click.IntRange(min=0), default=64, show_default=True,
-              help="Importance samples for the IWAE NLL (0 skips it; the paper's 4096 takes hours on 2 cores).")
+              help="Importance samples for the IWAE NLL (0 skips it; the paper's 4096 takes hours on 2 cores). "
+              "After its first batch, eval says on stderr how long the rest will take.")
 @click.option("--json", "json_out", help="Also write the metrics as JSON here ('-': stdout, the text to stderr).")
 @QUIET
 @friendly
 def eval_cmd(json_out: str | None, **options: Any) -> None:
     """Evaluate a model: test -ELBO, KL (bits carried by z) and IWAE NLL; with no
-    options, the default model on all 10,000 binarized MNIST test images.
+    options, the default model on all 10,000 binarized MNIST test images (a model
+    defaults to the data set it was trained on). The IWAE pass is the long part: after
+    its first batch a line on stderr says about how long the rest will take.
 
     \b
     Example:

@@ -278,3 +278,51 @@ def test_train_draws_bars_only_on_a_terminal_and_not_with_q(tmp_path, monkeypatc
     text = err.getvalue()
     assert ("\r" in text and "epoch 1/1 [" in text) == drawn, text
     assert "epoch 1: valid -ELBO" in text   # the per-epoch line comes either way
+
+
+# ------------------------------------------------------------ 7. eval: a time estimate, the model's data set
+
+def test_eval_says_how_long_the_iwae_pass_will_take(monkeypatch):
+    from vlaecodec import data, evaluate
+    monkeypatch.setattr(data, "load_dataset", lambda name, split="test", source=None: synthetic_digits(10, seed=2))
+    monkeypatch.setattr(evaluate, "_IWAE_ROWS", 8)   # IWAE batches of 8 // k = 4 images at k=2: three
+    r = ok(run("eval", *M, "--iwae-k", "2"))
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("IWAE k=2 on 10 images: about ")]
+    assert len(lines) == 1 and "more (the first 4 took " in lines[0], r.stderr
+    assert "IWAE NLL (k=2)" in r.stdout
+    r = ok(run("eval", *M, "--iwae-k", "2", "-q"))   # -q: quiet
+    assert "IWAE k=" not in r.stderr
+    r = ok(run("eval", *M, "--iwae-k", "2", "--limit", "4"))   # one batch: nothing left to estimate
+    assert "IWAE k=" not in r.stderr and "IWAE NLL (k=2)" in r.stdout
+
+
+def test_eval_defaults_to_the_data_set_the_model_was_trained_on(monkeypatch, tmp_path):
+    import torch
+
+    from vlaecodec import data, zoo
+    from vlaecodec.evaluate import evaluation_inputs
+
+    asked = []
+    monkeypatch.setattr(data, "load_dataset",
+                        lambda name, split="test", source=None: asked.append(name) or synthetic_gray(4, seed=1))
+    # The shipped manifests record it: Fashion-MNIST for vlae-fashion-mnist-v1.
+    assert evaluation_inputs("vlae-fashion-mnist-v1", None)[1]["dataset"] == "fashion-mnist"
+    assert evaluation_inputs("vlae-mnist8-v1", None)[1]["dataset"] == "mnist"
+    # The tiny 8-bit model, with a manifest that says fashion-mnist: eval takes it.
+    monkeypatch.setitem(zoo.load_model(TINY8_NAME).manifest, "dataset", "fashion-mnist")
+    r = ok(run("eval", "--model", TINY8_NAME, "--iwae-k", "0", "-q"))
+    assert asked[-1] == "fashion-mnist" and "(fashion-mnist test)" in r.stdout
+    ok(run("eval", "--model", TINY8_NAME, "--dataset", "mnist", "--iwae-k", "0", "-q"))   # --dataset still rules
+    assert asked[-1] == "mnist"
+    # A float checkpoint: its training record says.
+    pt = Path(zoo.load_model(TINY8_NAME).path).with_suffix(".pt")
+    ck = torch.load(pt, weights_only=True)
+    ck["training"] = {"dataset": "fashion-mnist"}
+    torch.save(ck, tmp_path / "f.pt")
+    ok(run("eval", "--model", tmp_path / "f.pt", "--iwae-k", "0", "-q"))
+    assert asked[-1] == "fashion-mnist"
+    # A record that does not fit the model's pixels falls back to the default of its kind.
+    monkeypatch.setitem(zoo.load_model(TINY8_NAME).manifest, "dataset", "binarized-mnist")
+    ok(run("eval", "--model", TINY8_NAME, "--iwae-k", "0", "-q"))
+    assert asked[-1] == "mnist"
+

@@ -23,6 +23,7 @@ All numbers are per image, in nats, with bits/dim = nats / (H * W * ln 2).
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -143,8 +144,10 @@ def evaluation_inputs(model: str | None, dataset: str | None, split: str = "test
     """(model to evaluate, its description, images) for ``vlaecodec eval``.
 
     ``model``: an installed model's name (default: the default model) or a float
-    training checkpoint (.pt). ``dataset``: default binarized-mnist for binary models,
-    mnist for 8-bit ones; a dataset whose pixels the model cannot code is refused.
+    training checkpoint (.pt). ``dataset``: default the one the model was trained on (its
+    manifest's ``dataset``, or the checkpoint's training record), else binarized-mnist
+    for binary models and mnist for 8-bit ones; a dataset whose pixels the model cannot
+    code is refused.
     """
     from pathlib import Path
 
@@ -153,10 +156,15 @@ def evaluation_inputs(model: str | None, dataset: str | None, split: str = "test
     if model and model.endswith(".pt"):   # a float training checkpoint
         target = zoo.load_float_checkpoint(model)
         name, sha, cfg = Path(model).name, zoo.sha256_bytes(Path(model).read_bytes()), target.cfg
+        trained = (torch.load(model, map_location="cpu", weights_only=True).get("training") or {}).get("dataset")
     else:
         target = zoo.load_model(model)
         name, sha, cfg = target.name, target.sha256, target.config
-    dataset = dataset or ("binarized-mnist" if cfg.pixel_levels == 2 else "mnist")
+        trained = target.manifest.get("dataset")
+    binary = cfg.pixel_levels == 2
+    if trained not in data.DATASETS or (trained == "binarized-mnist") != binary:
+        trained = "binarized-mnist" if binary else "mnist"
+    dataset = dataset or trained
     images = np.asarray(data.load_dataset(dataset, split))
     if limit:
         images = images[:limit]
@@ -177,7 +185,50 @@ def evaluate_named(model: str | None, dataset: str | None, split: str = "test", 
 
     target, about, images = evaluation_inputs(model, dataset, split, limit)
     with bar("evaluating", len(images), quiet=quiet, passes=2 if iwae_k else 1) as cb:
-        return about, evaluate(target, images, iwae_k=iwae_k, progress=cb)
+        timed = _Estimate(cb, len(images), iwae_k, enabled=not quiet)
+        return about, evaluate(target, images, iwae_k=iwae_k, progress=timed)
+
+
+class _Estimate:
+    """A progress callback that passes every call on, and once the IWAE pass has done
+    its first batch prints on stderr how much longer that pass will take (it is the long
+    part: k decoder passes per image), so a long evaluation says so early, with or
+    without a terminal."""
+
+    def __init__(self, inner: Callable[[int], None], total: int, iwae_k: int, enabled: bool = True):
+        import time
+
+        self.inner, self.total, self.iwae_k, self.enabled = inner, total, iwae_k, enabled and iwae_k > 0
+        self.clock = time.monotonic
+        self.elbo_done: float | None = None   # when the -ELBO pass finished: the IWAE pass starts
+        self.said = False
+
+    def __call__(self, n: int) -> None:
+        self.inner(n)
+        if not self.enabled or self.said:
+            return
+        if self.elbo_done is None:
+            if n >= self.total:
+                self.elbo_done = self.clock()
+            return
+        self.said = True
+        if n >= self.total:   # one batch held them all: nothing left to estimate
+            return
+        took = self.clock() - self.elbo_done
+        left = took * (self.total - n) / max(n, 1)
+        line = (f"IWAE k={self.iwae_k} on {self.total} images: about {_duration(left)} more "
+                f"(the first {n} took {_duration(took)}; --iwae-k 0 skips it, --limit N takes fewer images)")
+        bar_on = getattr(self.inner, "enabled", False)
+        sys.stderr.write(("\r\033[K" if bar_on else "") + line + "\n")   # over the bar's line, if drawn
+        sys.stderr.flush()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def report_lines(about: dict[str, Any], r: dict[str, Any]) -> list[str]:
