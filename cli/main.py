@@ -52,7 +52,10 @@ def cli() -> None:
 def compress(quiet: bool, **options: Any) -> None:
     """Compress PNG images into one .vlae archive.
 
-    INPUTS are PNG files, folders of PNGs (name order) or '-' for one PNG on stdin. Images
+    INPUTS are PNG files, folders of PNGs (name order) or '-' for one PNG on stdin.
+    Other images Pillow reads (JPEG, BMP, GIF, PGM, TIFF, WebP) are taken too, by name or
+    in a folder: their decoded pixels are coded and come back as PNG (a note says so);
+    a folder's other files are skipped (a note names them). Images
     share one bits-back stack, so many cost much less each than one. Binary images (mode
     '1', or gray with only 0/255) go to a binary model, other gray ones to an 8-bit model;
     inputs that mix both go to the 8-bit model (each written back in its own mode).

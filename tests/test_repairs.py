@@ -326,3 +326,50 @@ def test_eval_defaults_to_the_data_set_the_model_was_trained_on(monkeypatch, tmp
     ok(run("eval", "--model", TINY8_NAME, "--iwae-k", "0", "-q"))
     assert asked[-1] == "mnist"
 
+
+# ------------------------------------------------------------ 8. JPEG in a folder, skipped files
+
+def test_jpeg_in_a_folder_is_coded_like_a_jpeg_by_name_and_skipped_files_are_reported(tmp_path, tiny8_default):
+    d = tmp_path / "in"
+    d.mkdir()
+    g = synthetic_gray(3, seed=9)
+    Image.fromarray(g[0], "L").save(d / "a.jpg", quality=90)
+    Image.fromarray(g[1], "L").save(d / "b.png")
+    Image.fromarray(g[2], "L").save(d / "c.JPEG", quality=90)
+    (d / "notes.txt").write_text("not an image")
+    with Image.open(d / "a.jpg") as im:
+        decoded_a = np.asarray(im).copy()   # what is coded: the JPEG's decoded pixels
+    arc, out = tmp_path / "a.vlae", tmp_path / "out"
+    r = ok(run("compress", d, "-o", arc, "-q"))
+    assert r.stderr.count("note: ") == 2, r.stderr
+    assert "skipped 1 file" in r.stderr and str(d / "notes.txt") in r.stderr
+    assert "2 inputs are not PNG (JPEG; e.g. " in r.stderr and "decoded pixels are what is coded" in r.stderr
+    assert vlaecodec_count(arc) == 3
+    ok(run("decompress", arc, "-o", out, "-q"))
+    assert sorted(os.listdir(out)) == ["a.png", "b.png", "c.png"]   # PNG files, named as such
+    assert np.array_equal(read_back(out / "a.png")[1], decoded_a)
+    assert np.array_equal(read_back(out / "b.png")[1], g[1])
+    # The same JPEG given by name: the same pixels coded, the same note.
+    r = ok(run("compress", d / "a.jpg", "-o", tmp_path / "one.vlae", "-q"))
+    assert "1 input is not PNG (JPEG; e.g. " in r.stderr
+    ok(run("decompress", tmp_path / "one.vlae", "-o", tmp_path / "one.png", "-q"))
+    assert np.array_equal(read_back(tmp_path / "one.png")[1], decoded_a)
+
+
+def vlaecodec_count(path: Path) -> int:
+    import vlaecodec
+    return vlaecodec.inspect(path.read_bytes()).count
+
+
+def test_a_png_beside_a_jpeg_of_the_same_name_keeps_both(tmp_path, tiny8_default):
+    from vlaecodec.images import png_names
+    assert png_names(["a.jpg", "a.png", "b.gif", None], ["JPEG", "PNG", "GIF", "JPEG"]) == \
+        ["a.jpg.png", "a.png", "b.png", None]
+    d = tmp_path / "in"
+    d.mkdir()
+    g = synthetic_gray(2, seed=11)
+    Image.fromarray(g[0], "L").save(d / "a.jpg")
+    Image.fromarray(g[1], "L").save(d / "a.png")
+    ok(run("compress", d, "-o", tmp_path / "x.vlae", "-q"))
+    ok(run("decompress", tmp_path / "x.vlae", "-o", tmp_path / "out", "-q"))
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.jpg.png", "a.png"]

@@ -26,7 +26,7 @@ import errno
 import io
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -42,6 +42,9 @@ BINARY_MODES = ("1", "L-binary")
 # An output name with one of these suffixes names a file, never a folder to create.
 IMAGE_SUFFIXES = (".png", ".pbm", ".pgm", ".pnm", ".bmp", ".gif", ".jpg", ".jpeg", ".webp",
                   ".tif", ".tiff", ".jxl", ".vlae")
+# The files of an input folder that compress takes (by name; Pillow then reads them by
+# content, as it reads a file given by name); the others are skipped, and reported.
+FOLDER_SUFFIXES = (".png", ".pbm", ".pgm", ".pnm", ".bmp", ".gif", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 
 
 class ImageError(ValueError):
@@ -63,6 +66,7 @@ class Picture:
     gray: np.ndarray
     mode: str
     color: str = ""    # the source mode (e.g. "RGB") of an image that is not grayscale
+    format: str = "PNG"   # the file's format as Pillow read it (e.g. "JPEG")
 
     @property
     def levels(self) -> int:
@@ -81,7 +85,9 @@ def read_image(data: bytes, where: str) -> Picture:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            return _picture(im, where)
+            picture = _picture(im, where)
+            picture.format = im.format or "?"
+            return picture
     except ImageError:
         raise
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for broken files
@@ -172,18 +178,22 @@ def describe(path: str) -> str:
     return "<stdin>" if path == "-" else path
 
 
-def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, str | None]]:
-    """INPUTS -> (path, name to store) pairs: files, folders of PNGs (name order), '-'."""
+def expand_inputs(inputs: Sequence[str], skipped: list[str] | None = None) -> list[tuple[str, str | None]]:
+    """INPUTS -> (path, name to store) pairs: files, folders of images (name order; the
+    files named as FOLDER_SUFFIXES say, the others appended to ``skipped``), '-'."""
     out: list[tuple[str, str | None]] = []
     for item in inputs:
         if item == "-":
             out.append(("-", None))
         elif os.path.isdir(item):
-            pngs = sorted(p for p in os.listdir(item) if p.lower().endswith(".png")
-                          and os.path.isfile(os.path.join(item, p)))
-            if not pngs:
-                raise ImageError(f"{item}: no .png files in this folder")
-            out += [(os.path.join(item, p), p) for p in pngs]
+            entries = sorted(os.listdir(item))
+            files = [p for p in entries if p.lower().endswith(FOLDER_SUFFIXES) and os.path.isfile(os.path.join(item, p))]
+            if skipped is not None:
+                taken = set(files)
+                skipped += [os.path.join(item, p) for p in entries if p not in taken]
+            if not files:
+                raise ImageError(f"{item}: no image files in this folder (it takes {', '.join(FOLDER_SUFFIXES)})")
+            out += [(os.path.join(item, p), p) for p in files]
         elif os.path.exists(item):
             out.append((item, os.path.basename(item)))
         else:
@@ -215,6 +225,7 @@ class Prepared:
     names: list[str] | None
     model: LoadedModel
     changed: int
+    not_png: list[tuple[str, str]] = field(default_factory=list)   # (input, format) of inputs that are not PNG
 
 
 def prepare(items: Sequence[tuple[str, str | None]], model: str | None = None, *, binarize: bool = False,
@@ -230,7 +241,23 @@ def prepare(items: Sequence[tuple[str, str | None]], model: str | None = None, *
     if binarize and levels != 2:
         raise OptionError(f"--binarize is for binary models; model {loaded.name} codes 8-bit pixels as they are")
     pixels, modes, changed = for_model(pictures, levels, size, loaded.name, binarize)
-    return Prepared(pixels, modes, names_to_store([name for _, name in items], names), loaded, changed)
+    stored = png_names([name for _, name in items], [p.format for p in pictures])
+    return Prepared(pixels, modes, names_to_store(stored, names), loaded, changed,
+                    [(p.where, p.format) for p in pictures if p.format != "PNG"])
+
+
+def png_names(names: Sequence[str | None], formats: Sequence[str]) -> list[str | None]:
+    """The names to store for images that will come back as PNG files: a non-PNG input's
+    suffix becomes .png (a.jpg -> a.png), or .png is appended where that name is taken
+    (a.jpg beside a.png -> a.jpg.png)."""
+    out: list[str | None] = []
+    for n, f in zip(names, formats):
+        if n is None or f == "PNG" or n.lower().endswith(".png"):
+            out.append(n)
+            continue
+        png = os.path.splitext(n)[0] + ".png"
+        out.append(n + ".png" if png in names or png in out else png)
+    return out
 
 
 # ------------------------------------------------------------------ writing
@@ -322,8 +349,8 @@ def write_archive(archive: Archive, output: str, where: str, *, overwrite: bool 
 
 # ------------------------------------------------------------------ whole commands
 
-def _count(n: int) -> str:
-    return f"{n} image{'s' * (n != 1)}"
+def _count(n: int, what: str = "image") -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
 
 
 def _stderr(msg: str) -> None:
@@ -333,8 +360,10 @@ def _stderr(msg: str) -> None:
 def compress_files(inputs: Sequence[str], output: str, model: str | None = None, *, names: bool | None = None,
                    binarize: bool = False, lossy: bool = False, rate: int | None = None, jobs: int | None = None,
                    particles: int = 1, overwrite: bool = False, quiet: bool = False, warn: Callable[[str], None] = _stderr) -> str:
-    """PNG paths (files, folders of PNGs, '-' for stdin) -> one .vlae file at ``output``
-    ('-' for stdout); returns the summary line (images, bytes, bits/dim).
+    """Image paths (files, folders of images, '-' for stdin) -> one .vlae file at ``output``
+    ('-' for stdout); returns the summary line (images, bytes, bits/dim). ``warn`` gets a
+    note on the files a folder held that are not images by name (skipped), and on inputs
+    that are not PNG (their decoded pixels are coded; they come back as PNG).
 
     Options that do not go together, the inputs and the output are checked before any
     coding; ``warn`` gets the count of pixels that --binarize changed."""
@@ -352,9 +381,19 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
         example = os.path.join(output, (Path(first).stem if Path(first).suffix.lower() == ".png" else first)
                                or "images") + ".vlae"
         raise ImageError(f"{output}: -o names the archive file, not a folder (e.g. -o {example})")
-    items = expand_inputs(inputs)
+    skipped: list[str] = []
+    items = expand_inputs(inputs, skipped)
     check_writable(output, overwrite=overwrite)
     got = prepare(items, model, binarize=binarize, names=names)
+    if skipped:   # notes after every check: an error stays the only line
+        warn(f"note: skipped {_count(len(skipped), 'file')} in the input folder(s) not named as images "
+             f"(e.g. {skipped[0]}); a folder's images are {', '.join(FOLDER_SUFFIXES)} files")
+    if got.not_png:
+        formats = ", ".join(sorted({f for _, f in got.not_png}))
+        k = len(got.not_png)
+        warn(f"note: {k} input{' is' if k == 1 else 's are'} not PNG ({formats}; e.g. {got.not_png[0][0]}): the decoded "
+             "pixels are what is coded, and decompression gives them back as PNG files (a.jpg -> a.png), "
+             "not the original files")
     n, dims = len(got.pixels), len(got.pixels) * got.model.config.image_size ** 2
     if got.changed:
         warn(f"warning: --binarize changed {got.changed} of {dims} pixels (gray levels lost)")
