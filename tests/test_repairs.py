@@ -373,3 +373,60 @@ def test_a_png_beside_a_jpeg_of_the_same_name_keeps_both(tmp_path, tiny8_default
     ok(run("compress", d, "-o", tmp_path / "x.vlae", "-q"))
     ok(run("decompress", tmp_path / "x.vlae", "-o", tmp_path / "out", "-q"))
     assert sorted(os.listdir(tmp_path / "out")) == ["a.jpg.png", "a.png"]
+
+
+# ------------------------------------------------------------ 9. errors name the target, not the temp file
+
+def _read_only_folder(monkeypatch):
+    """mkstemp fails as in a read-only folder: EROFS, naming the temp file it tried."""
+    import errno
+    import tempfile
+
+    def refuse(suffix=None, prefix=None, dir=None, text=False):
+        raise OSError(errno.EROFS, "Read-only file system", os.path.join(dir, f"{prefix}8yyxmglg{suffix}"))
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+
+
+def test_a_read_only_folder_error_names_the_target(tmp_path, monkeypatch, one_vlae):
+    _read_only_folder(monkeypatch)
+    target = tmp_path / "x.vlae"
+    line = one_error_line(run("compress", SAMPLES, "-o", target, *M, "-q"))
+    assert line == f"Error: {target}: Read-only file system"
+    line = one_error_line(run("decompress", one_vlae, "-o", tmp_path / "one.png", "-q"))
+    assert line == f"Error: {tmp_path / 'one.png'}: Read-only file system"
+    ok(run("compress", SAMPLES, "-o", "-", *M, "-q"))   # stdout needs no temp file
+    monkeypatch.undo()
+    ok(run("compress", SAMPLES, "-o", target, *M, "-q"))
+    _read_only_folder(monkeypatch)
+    line = one_error_line(run("decompress", target, "-o", tmp_path / "out", "-q"))   # 16 images into a folder
+    assert ".tmp" not in line and line.startswith(f"Error: {tmp_path / 'out'}{os.sep}")
+    assert line.endswith(".png: Read-only file system")
+
+
+def test_a_write_error_without_a_file_name_names_the_target(tmp_path, monkeypatch):
+    import errno
+
+    from vlaecodec import fileio
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    target = tmp_path / "x.vlae"
+    line = one_error_line(run("compress", SAMPLES, "-o", target, *M, "-q"))
+    assert line == f"Error: {target}: No space left on device"
+    assert os.listdir(tmp_path) == []   # the temp file is gone too
+
+
+def test_a_real_unwritable_folder_names_the_target(tmp_path):
+    import tempfile
+    for d in ("/sys", "/proc"):   # root may write anywhere else; these refuse new files
+        try:
+            fd, t = tempfile.mkstemp(dir=d)
+        except OSError:
+            break
+        os.close(fd)
+        os.unlink(t)
+    else:
+        pytest.skip("no folder here refuses a new file")
+    line = one_error_line(run("compress", SAMPLES, "-o", f"{d}/x.vlae", *M, "-q"))
+    assert line.startswith(f"Error: {d}/x.vlae: ") and ".tmp" not in line

@@ -71,12 +71,13 @@ def write_atomic(path: str | os.PathLike, content: Content, *, overwrite: bool =
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     check_writable(path, overwrite=overwrite)
-    tmp = _write_temp(path, content, sync=True)
-    try:
-        _publish(tmp, path, overwrite)
-    except BaseException:
-        _remove(tmp)
-        raise
+    with _naming_target(path):
+        tmp = _write_temp(path, content, sync=True)
+        try:
+            _publish(tmp, path, overwrite)
+        except BaseException:
+            _remove(tmp)
+            raise
     return path
 
 
@@ -94,16 +95,34 @@ def write_many_atomic(items: Iterable[tuple[str | os.PathLike, Content]], *, ove
         for path, content in items:
             path = Path(path)
             check_writable(path, overwrite=overwrite)
-            temps.append((_write_temp(path, content, sync=not bulk), path))
+            with _naming_target(path):
+                temps.append((_write_temp(path, content, sync=not bulk), path))
         if bulk:
             os.sync()
         for tmp, path in temps:
-            _publish(tmp, path, overwrite)
+            with _naming_target(path):
+                _publish(tmp, path, overwrite)
             published += 1
     finally:
         for tmp, _ in temps[published:]:
             _remove(tmp)
     return published
+
+
+@contextmanager
+def _naming_target(path: Path) -> Iterator[None]:
+    """An OSError about our temp file (or about no file: a full disk) names the target
+    instead: the user gave ``x.vlae``, never ``.x.vlae.8yyxmglg.tmp`` (a read-only
+    folder failed with the temp file's name)."""
+    try:
+        yield
+    except OSError as e:
+        name = Path(str(e.filename)) if e.filename is not None else None
+        ours = name is None or (name.parent == path.parent and name.name.startswith(f".{path.name}.")
+                                and name.name.endswith(".tmp"))
+        if not ours or e.errno is None or isinstance(e, FileExistsError):
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 def _write_temp(path: Path, content: Content, sync: bool) -> str:
