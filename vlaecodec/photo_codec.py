@@ -104,20 +104,32 @@ def schedule(H: int, W: int, h: int) -> Schedule:
             s.pops.setdefault(pop_step[r], []).append(r)
         else:
             s.final_pops.append(r)
-    for g0 in range(0, hz, POST_GROUP):
-        group = list(range(g0, min(hz, g0 + POST_GROUP)))
-        t_group, final = -1, False
-        for r in group:
-            last = min(H - 1, max(pixel_rows_of_latent_row(r), last_use.get(r, -1)))
-            t = (h + 1) * last + W - 1
-            # the encoder needs z_r (popped from q) before it pushes z_r+1 under the prior
-            nxt = pop_step.get(r + 1, None) if r + 1 < hz else -1
-            final |= t >= steps - 1 or nxt is None or nxt > t
-            t_group = max(t_group, t)
-        if final:
-            s.final_pushes.append(group)
+    push_step, final = {}, []
+    for r in range(hz):
+        last = min(H - 1, max(pixel_rows_of_latent_row(r), last_use.get(r, -1)))
+        t = (h + 1) * last + W - 1
+        # the encoder needs z_r (popped from q) before it pushes z_r+1 under the prior
+        nxt = pop_step.get(r + 1, None) if r + 1 < hz else -1
+        if t >= steps - 1 or nxt is None or nxt > t:
+            final.append(r)
         else:
-            s.pushes.setdefault(t_group, []).append(group)
+            push_step[r] = t
+    # Rows pushed during decoding go in groups of POST_GROUP (one posterior pass each),
+    # pushed when the group's last row is due; the rows the encoder must pop first (from
+    # a stack with nothing on it yet) form one group of their own, kept as small as it can be.
+    groups: list[list[int]] = []
+    for r in (r for r in range(hz) if r in push_step):   # consecutive rows only
+        if groups and groups[-1][-1] == r - 1 and len(groups[-1]) < POST_GROUP:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    for group in groups:
+        s.pushes.setdefault(max(push_step[r] for r in group), []).append(group)
+    for r in final:
+        if s.final_pushes and s.final_pushes[-1][-1] == r - 1:
+            s.final_pushes[-1].append(r)
+        else:
+            s.final_pushes.append([r])
     return s
 
 
