@@ -11,9 +11,10 @@ Decoder order (the encoder runs its exact mirror, last event first):
 ```
 
 so the bits that the encoder takes back from the stack when it pops a latent row from
-q(z|x) are the bits of pixels it has already pushed: only the last few latent rows (the
-first the encoder pops) find the stack empty. Those pay their -log q in full; ``stats``
-reports that start-up cost against the -ELBO.
+q(z|x) are the bits of pixels it has already pushed. Only the last few latent rows (the
+first the encoder meets) would find the stack empty; they are coded directly (z = the
+posterior's most likely cell, pushed under the prior, no bits back), and ``stats``
+reports what they cost.
 
 Pixels are coded with the exact integer logistic mixtures of ``mixture.py`` on the
 vectorized rANS of ``rans.py`` (two CDF values per coded sub-pixel, a binary search when
@@ -75,7 +76,7 @@ class Schedule:
     pops: dict = field(default_factory=dict)     # step -> latent rows popped before it
     pushes: dict = field(default_factory=dict)   # step -> groups of latent rows pushed after it
     final_pops: list = field(default_factory=list)
-    final_pushes: list = field(default_factory=list)
+    direct_groups: list = field(default_factory=list)   # rows coded directly (see encode)
 
     def pixels(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) of the pixels decoded at wavefront step t, rows increasing."""
@@ -126,10 +127,10 @@ def schedule(H: int, W: int, h: int) -> Schedule:
     for group in groups:
         s.pushes.setdefault(max(push_step[r] for r in group), []).append(group)
     for r in final:
-        if s.final_pushes and s.final_pushes[-1][-1] == r - 1:
-            s.final_pushes[-1].append(r)
+        if s.direct_groups and s.direct_groups[-1][-1] == r - 1:
+            s.direct_groups[-1].append(r)
         else:
-            s.final_pushes.append([r])
+            s.direct_groups.append([r])
     return s
 
 
@@ -232,7 +233,7 @@ def _channel_tables(net: IntPhotoVLAE, p: np.ndarray, c: int, prev: list[np.ndar
 @dataclass
 class PhotoStats:
     bits: int = 0
-    startup_bits: float = 0.0      # -log q of the latent rows popped from an empty stack
+    startup_bits: float = 0.0      # what the directly coded latent rows cost (-log p of their z)
 
 
 def _step_params(net: IntPhotoVLAE, vpad: np.ndarray, rows: _Rows, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
@@ -259,6 +260,12 @@ def _geometry(H: int, W: int):
     return -(-H // STRIDE) * STRIDE, -(-W // STRIDE) * STRIDE
 
 
+def lanes_for(H: int, W: int, h: int) -> int:
+    """rANS lanes: as many as a wavefront has pixels, at most LANES (each used lane
+    costs 32 to 64 bits in the file, so small images use few)."""
+    return max(1, min(LANES, H, (W + h) // (h + 1)))
+
+
 def encode(net: IntPhotoVLAE, x: np.ndarray) -> tuple[np.ndarray, PhotoStats]:
     """One image (H, W, C) uint8 -> rANS words (uint32)."""
     H, W, C = x.shape
@@ -269,24 +276,23 @@ def encode(net: IntPhotoVLAE, x: np.ndarray) -> tuple[np.ndarray, PhotoStats]:
     hz, wz = hp // STRIDE, wp // STRIDE
     lat = _Latents(net, hz, wz)
     rows = _Rows(net, lat, hp)
-    stack = rans.Stack(LANES)
+    stack = rans.Stack(lanes_for(H, W, h))
     stats = PhotoStats()
     vpad = np.pad(pixel_input(xp), ((h, 0), (h, h), (0, 0)))
 
     def pop_q(group: list[int]) -> None:
         tables = _posterior_group(net, xp, group)
         for r, freqs in zip(reversed(group), reversed(tables)):
-            empty = stack.bits() <= 64 * LANES
-            cum = _cum(freqs)
-            lat.k[r] = _pop_cum(stack, cum).reshape(wz, net.cz)
+            lat.k[r] = _pop_table(stack, freqs).reshape(wz, net.cz)
             lat.known[r] = True
-            if empty:   # popped from a (nearly) empty stack: these bits come back to no one
-                k = lat.k[r].ravel()
-                f = cum[np.arange(len(k)), k + 1] - cum[np.arange(len(k)), k]
-                stats.startup_bits += float(np.sum(PREC - np.log2(f)))
 
     def push_prior(r: int) -> None:
-        _push_table(stack, lat.prior_freqs(r), lat.k[r].ravel())
+        freqs = lat.prior_freqs(r)
+        if r in direct_rows:
+            cum = _cum(freqs)
+            k = lat.k[r].ravel()
+            stats.startup_bits += float(np.sum(PREC - np.log2(cum[np.arange(len(k)), k + 1] - cum[np.arange(len(k)), k])))
+        _push_table(stack, freqs, lat.k[r].ravel())
 
     def push_pixels(t: int) -> None:
         ii, jj = sch.pixels(t)
@@ -300,9 +306,20 @@ def encode(net: IntPhotoVLAE, x: np.ndarray) -> tuple[np.ndarray, PhotoStats]:
         for start, freq in reversed(coded):                   # B, G, R: the decoder pops R first
             stack.push(start, freq, PREC)
 
+    def direct(group: list[int]) -> None:
+        """The rows the encoder meets first would be popped from an empty stack, where
+        a pop yields the grid's first cell (z = -10), not a draw from q. They are coded
+        directly instead: z is the posterior's most likely cell, pushed under the prior
+        like every row; the decoder pushes nothing back for them."""
+        for r, freqs in zip(group, _posterior_group(net, xp, group)):
+            lat.k[r] = freqs.argmax(1).reshape(wz, net.cz)
+            lat.known[r] = True
+            direct_rows.add(r)
+
+    direct_rows: set[int] = set()
     # The mirror of the decoder's order, last event first.
-    for g in reversed(sch.final_pushes):
-        pop_q(g)
+    for g in reversed(sch.direct_groups):
+        direct(g)
     for r in reversed(sch.final_pops):
         push_prior(r)
     for t in reversed(range(sch.steps)):
@@ -326,7 +343,7 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
     hz, wz = hp // STRIDE, wp // STRIDE
     lat = _Latents(net, hz, wz)
     rows = _Rows(net, lat, hp)
-    stack = rans.Stack.from_words(words, LANES)
+    stack = rans.Stack.from_words(words, lanes_for(H, W, h))
     x = np.zeros((hp, wp, C), np.uint8)
     vpad = np.zeros((hp + h, wp + 2 * h, C))
 
@@ -365,6 +382,5 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
             push_q(g)
     for r in sch.final_pops:
         pop_prior(r)
-    for g in sch.final_pushes:
-        push_q(g)
+    # (the final groups were coded directly: nothing to push back)
     return x[:H, :W]
