@@ -121,7 +121,7 @@ def freeze(checkpoint: str, name: str, out_dir: str, *, limit: int | None = None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fname = f"{name}-{digest[:8]}.npz"
-    write_atomic(out / fname, raw)
+    write_atomic(out / fname, raw, overwrite=True)
     manifest = {"name": name, "file": fname, "sha256": digest, "architecture": "photo-vlae",
                 "format": "vlaecodec-photo-int", "format_version": 1, "mode": mode,
                 "config": cfg.to_dict(), "dataset": "photos",
@@ -130,7 +130,7 @@ def freeze(checkpoint: str, name: str, out_dir: str, *, limit: int | None = None
                             "valid_kl_bpd": fl["kl_bpd"], "valid_coded_bpd": bits / dims,
                             "valid_coded_over_float_elbo": bits / dims / fl["bpd"],
                             "valid_encode_seconds": seconds, "per_image": per}}
-    write_atomic(out / f"{name}.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    write_atomic(out / f"{name}.json", (json.dumps(manifest, indent=2) + "\n").encode(), overwrite=True)
     log(f"{name}: coded {bits / dims:.4f} bits/sub-pixel ({bits / dims / fl['bpd']:.4f}x the float -ELBO), "
         f"{dims / max(seconds, 1e-9) / (3 if mode == 'RGB' else 1):.0f} pixels/s encode; wrote {out / fname}")
     return manifest

@@ -184,13 +184,13 @@ def fetch(cache: Path, from_dir: Path | None = None, log=lambda s: None) -> dict
                 stem = src.spec.split("=")[0] + "--" + base.rsplit(".", 1)[0]
                 dest = out / split / f"{stem}.png"
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(dest, _png_bytes(pixels))
+                write_atomic(dest, _png_bytes(pixels), overwrite=True)
                 entries.append({"file": f"{split}/{stem}.png", "source": src.spec, "member": name,
                                 "shrink": k, "shape": list(pixels.shape),
                                 "pixels_sha256": hashlib.sha256(pixels.tobytes()).hexdigest()})
                 log(f"{split:5s} {stem} {pixels.shape[1]}x{pixels.shape[0]} (1/{k})")
     manifest = {"max_side": MAX_SIDE, "images": entries}
-    write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode())
+    write_atomic(out / "manifest.json", json.dumps(manifest, indent=1).encode(), overwrite=True)
     return manifest
 
 
