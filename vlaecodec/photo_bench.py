@@ -191,6 +191,59 @@ def markdown(result: dict[str, Any], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def bits_map(net, x: np.ndarray) -> np.ndarray:
+    """Bits each pixel costs under the integer photo model (all its channels), with z at
+    the posterior's most likely cells: the model's view of where a photo's bits go."""
+    from . import mixture
+    from .photo_int import STRIDE
+    x3 = x if x.ndim == 3 else x[..., None]
+    H, W, C = x3.shape
+    hp, wp = -(-H // STRIDE) * STRIDE, -(-W // STRIDE) * STRIDE
+    xp = np.pad(x3, ((0, hp - H), (0, wp - W), (0, 0)), mode="edge")
+    mean, _ = net.posterior(xp)
+    z = np.round(mean / net.grid.unit) * net.grid.unit
+    p = net.pixel_params(xp, net.zfeatures(z))[:H, :W].reshape(H * W, -1)
+    vals = x3.reshape(-1, C).astype(np.int64)
+    bits = np.zeros(H * W)
+    prev: list[np.ndarray] = []
+    for c in range(C):
+        loc, inv, lg = net.channel_mixture(p, c, prev)
+        _, f = mixture.start_freq(vals[:, c], loc, inv, mixture.mixture_weights(lg))
+        bits += mixture.PREC - np.log2(f)
+        prev.append(2 * vals[:, c] - 255)
+    return bits.reshape(H, W)
+
+
+def heat_png(x: np.ndarray, bits: np.ndarray, path: Path, top: float | None = None) -> None:
+    """The photo beside its bits-per-pixel map (black 0 -> yellow ``top`` bits), with a
+    scale bar under the map."""
+    from PIL import Image, ImageDraw
+    top = top or float(np.percentile(bits, 99))
+    t = np.clip(bits / top, 0, 1)
+    # a dark-to-bright ramp: black, purple, orange, yellow
+    stops = np.array([[0, 0, 0], [90, 20, 120], [230, 90, 30], [255, 240, 80]], float)
+    pos = t * (len(stops) - 1)
+    i = np.minimum(pos.astype(int), len(stops) - 2)
+    f = (pos - i)[..., None]
+    heat = ((1 - f) * stops[i] + f * stops[i + 1]).astype(np.uint8)
+    rgb = x if x.ndim == 3 else np.repeat(x[..., None], 3, 2)
+    h, w = x.shape[:2]
+    canvas = Image.new("RGB", (2 * w + 10, h + 40), "white")
+    canvas.paste(Image.fromarray(rgb), (0, 0))
+    canvas.paste(Image.fromarray(heat), (w + 10, 0))
+    bar = np.linspace(0, 1, w)[None, :].repeat(12, 0)
+    pos = bar * (len(stops) - 1)
+    i = np.minimum(pos.astype(int), len(stops) - 2)
+    f = (pos - i)[..., None]
+    canvas.paste(Image.fromarray(((1 - f) * stops[i] + f * stops[i + 1]).astype(np.uint8)), (w + 10, h + 6))
+    d = ImageDraw.Draw(canvas)
+    d.text((w + 10, h + 22), f"0 bits/pixel", fill="black")
+    d.text((2 * w - 90, h + 22), f"{top:.1f} bits/pixel", fill="black")
+    d.text((4, h + 22), f"mean {bits.mean():.2f} bits/pixel ({bits.mean() / (3 if x.ndim == 3 else 1):.3f} per sub-pixel)",
+           fill="black")
+    canvas.save(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
     from . import photos
@@ -202,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int)
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--out", default="build/bench", help="where the JSON and markdown go")
+    p.add_argument("--heatmap", metavar="PNG", help="only draw the first photo beside its bits-per-pixel map")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -212,6 +266,15 @@ def main(argv: list[str] | None = None) -> None:
         imgs = photos.load(cache_dir(), "valid", a.kind)[: a.limit]
         paths = export(imgs, out / f"photos-valid-{a.kind}")
         tag = f"valid-{a.kind}"
+    if a.heatmap:
+        from . import anysize
+        x = _pixels(paths[0])
+        pm = anysize.photo_models("RGB" if x.ndim == 3 else "L")
+        if not pm:
+            raise SystemExit("no photo model installed for this kind of photo")
+        heat_png(x, bits_map(pm[0].net, x), Path(a.heatmap))
+        print(f"wrote {a.heatmap}")
+        return
     res = bench(paths, peers=not a.no_peers)
     (out / f"bench-photos-{tag}.json").write_text(json.dumps(res, indent=1))
     md = markdown(res, f"Photos ({tag})")
