@@ -56,7 +56,9 @@ def main() -> None:
         else:
             ev = evaluate(loaded, x, iwae_k=k) if k > 1 else evaluate(loaded, x)
             bound = ev["iwae_bpd"] if k > 1 else ev["neg_elbo_bpd"]
+        chains = vlaecodec.inspect(blob).chains()
         row = {"particles": k, "bytes": len(blob), "bits_per_dim": 8 * len(blob) / (n * dims),
+               "batches_per_chain": [len(c) for c in chains],
                "model_bound_bpd": bound, "bound": f"IWAE k={k}" if k > 1 else "-ELBO",
                "encode_images_per_s": n / enc, "decode_images_per_s": n / dec, "lossless": ok}
         rows.append(row)
@@ -65,12 +67,14 @@ def main() -> None:
     md = [f"### Monte Carlo bits-back, first {n} binarized MNIST test digits, model {loaded.name}",
           f"(one chain per 5,000 images; the first {container.MC_WARMUP} bits-back images of a chain use one "
           f"particle; {a.jobs} process{'es' if a.jobs > 1 else ''})", "",
-          "| particles K | file bits/dim | vs K=1 | model bound (float, one seeded draw) | encode img/s | decode img/s | lossless |",
-          "|---|---|---|---|---|---|---|"]
+          "| particles K | bytes | file bits/dim | vs K=1 | model bound (float, one seeded draw) | encode img/s | decode img/s "
+          "| batches per chain | lossless |",
+          "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rel = f"{100 * (r['bits_per_dim'] / base - 1):+.2f}%" if base else ""
-        md.append(f"| {r['particles']} | {r['bits_per_dim']:.5f} | {rel} | " + (f"{r['bound']} {r['model_bound_bpd']:.5f}" if r['model_bound_bpd'] is not None else "not measured") + " | "
-                  f"{r['encode_images_per_s']:.0f} | {r['decode_images_per_s']:.0f} | {r['lossless']} |")
+        md.append(f"| {r['particles']} | {r['bytes']:,} | {r['bits_per_dim']:.5f} | {rel} | " + (f"{r['bound']} {r['model_bound_bpd']:.5f}" if r['model_bound_bpd'] is not None else "not measured") + " | "
+                  f"{r['encode_images_per_s']:.0f} | {r['decode_images_per_s']:.0f} | "
+                  f"{', '.join(map(str, r['batches_per_chain']))} | {r['lossless']} |")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"mcbb-{n}"
