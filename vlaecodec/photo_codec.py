@@ -384,3 +384,4 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
         pop_prior(r)
     # (the final groups were coded directly: nothing to push back)
     return x[:H, :W]
+
