@@ -42,6 +42,9 @@ def cli() -> None:
 @click.option("--lossy", is_flag=True, help="Keep only each image's latent code (a few bytes); decompression "
               "redraws the details with the model.")
 @click.option("--rate", type=click.IntRange(min=1), help="Lossy level: 1 (fewest bytes) up; default: the model's.")
+@click.option("--coder", type=click.Choice(["auto", "model", "png", "webp"]), default="auto", show_default=True,
+              help="For images of any size or in color: 'auto' codes each image with the photo model and with "
+              "PNG and WebP lossless and keeps the smallest; the others force one.")
 @click.option("--particles", type=click.IntRange(1, 64), default=1, help="Monte Carlo bits-back with K particles: "
               "archives near the IWAE bound (10,000 digits: K=4 0.9% smaller, ~3.5x slower; K=16 1.2% "
               "smaller, ~11x slower; larger K gains less on whole archives).")
@@ -60,10 +63,17 @@ def compress(quiet: bool, **options: Any) -> None:
     '1', or gray with only 0/255) go to a binary model, other gray ones to an 8-bit model;
     inputs that mix both go to the 8-bit model (each written back in its own mode).
 
+    Photos and every other image that is not 28x28, or is in color (8-bit gray or RGB,
+    1x1 up to 65536 pixels a side), go into an any-size file: each image is coded with
+    the installed photo model of its kind (bits-back with the fully convolutional VLAE)
+    and with PNG and WebP lossless, and the smallest is kept (`info` says which).
+    Transparency, 16-bit and CMYK images are refused: convert them to RGB or L.
+
     \b
     Example:
         vlaecodec compress samples/digits -o digits.vlae
         vlaecodec compress samples/digits -o sketch.vlae --lossy --rate 3
+        vlaecodec compress photo.png -o photo.vlae
         cat a.png | vlaecodec compress - -o - > a.vlae
     """
     line = images.compress_files(quiet=quiet, **options)
@@ -99,7 +109,8 @@ def decompress(quiet: bool, **options: Any) -> None:
 
 @cli.command()
 @click.argument("file")
-@click.option("--elbo/--no-elbo", default=True, show_default=True, help="Decode and report the model's -ELBO (needs torch, the [train] extra; skipped without it).")
+@click.option("--elbo/--no-elbo", default=True, show_default=True,
+              help="Decode and report the model's -ELBO (needs torch, the [train] extra; skipped without it).")
 @model_option(help="Model file (.npz) or name, when the file's model is not installed.")
 @QUIET
 @friendly

@@ -84,6 +84,15 @@ def report(data: bytes, *, where: str = "<data>", elbo: bool = True, quiet: bool
 
     from .zoo import load_model
 
+    from .anysize import AnySizeError, describe, is_anysize
+    if is_anysize(data):   # images of any size: one line per image (its coder, bytes, bits/sub-pixel)
+        from .container import ContainerError
+        with naming(where):
+            try:
+                yield from describe(data)
+            except AnySizeError as e:
+                raise ContainerError(str(e)) from None
+        return
     loaded = load_model(model) if model else None
     with naming(where):
         h, lines = header_lines(data, loaded)

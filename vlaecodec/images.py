@@ -67,6 +67,7 @@ class Picture:
     mode: str
     color: str = ""    # the source mode (e.g. "RGB") of an image that is not grayscale
     format: str = "PNG"   # the file's format as Pillow read it (e.g. "JPEG")
+    rgb: np.ndarray | None = None   # an opaque 8-bit color image's pixels (H, W, 3)
 
     @property
     def levels(self) -> int:
@@ -108,7 +109,9 @@ def _picture(im, where: str) -> Picture:
         if opaque and (rgba[..., 1] == gray).all() and (rgba[..., 2] == gray).all():
             # Gray stored wide: code its gray values; it comes back as a grayscale PNG.
             return Picture(where, gray.copy(), "L-binary" if np.isin(gray, (0, 255)).all() else "L")
-    # Color, transparency, 16-bit...: only --binarize (luma, thresholded) can take it.
+        if opaque:   # 8-bit color: the any-size path codes it (anysize.py)
+            return Picture(where, np.asarray(im.convert("L")), "L", color=im.mode, rgb=rgba[..., :3].copy())
+    # Transparency, 16-bit, CMYK...: only --binarize (luma, thresholded) can take it.
     return Picture(where, np.asarray(im.convert("L")), "L", color=im.mode)
 
 
@@ -187,7 +190,8 @@ def expand_inputs(inputs: Sequence[str], skipped: list[str] | None = None) -> li
             out.append(("-", None))
         elif os.path.isdir(item):
             entries = sorted(os.listdir(item))
-            files = [p for p in entries if p.lower().endswith(FOLDER_SUFFIXES) and os.path.isfile(os.path.join(item, p))]
+            files = [p for p in entries
+                     if p.lower().endswith(FOLDER_SUFFIXES) and os.path.isfile(os.path.join(item, p))]
             if skipped is not None:
                 taken = set(files)
                 skipped += [os.path.join(item, p) for p in entries if p not in taken]
@@ -229,13 +233,14 @@ class Prepared:
 
 
 def prepare(items: Sequence[tuple[str, str | None]], model: str | None = None, *, binarize: bool = False,
-            names: bool | None = None) -> Prepared:
+            names: bool | None = None, pictures: Sequence[Picture] | None = None) -> Prepared:
     """``expand_inputs`` pairs -> a Prepared: the model named (loaded before any image is
     read, so that a bad name fails first), else the default model of the images' kind."""
     from . import zoo
 
     loaded = zoo.load_model(model) if model else None
-    pictures = [read_image(read_input(path), describe(path)) for path, _ in items]
+    if pictures is None:
+        pictures = [read_image(read_input(path), describe(path)) for path, _ in items]
     loaded = loaded or zoo.default_model(image_levels(pictures, binarize))
     levels, size = loaded.config.pixel_levels, loaded.config.image_size
     if binarize and levels != 2:
@@ -270,7 +275,7 @@ def png_bytes(pixels: np.ndarray, mode: str, levels: int = 2) -> bytes:
     if mode in BINARY_MODES:
         on = a >= (levels // 2)   # 1 of 0/1, 255 of 0/255 (and a lossy redraw's light pixels)
         im = Image.fromarray(on) if mode == "1" else Image.fromarray(np.where(on, 255, 0).astype(np.uint8))
-    elif mode == "L":   # 8-bit pixels: only 8-bit models give them
+    elif mode in ("L", "RGB"):   # 8-bit gray (8-bit and any-size models) or color (any-size)
         im = Image.fromarray(a.astype(np.uint8))
     else:
         raise ValueError(f"unknown image mode {mode!r}")
@@ -359,7 +364,8 @@ def _stderr(msg: str) -> None:
 
 def compress_files(inputs: Sequence[str], output: str, model: str | None = None, *, names: bool | None = None,
                    binarize: bool = False, lossy: bool = False, rate: int | None = None, jobs: int | None = None,
-                   particles: int = 1, overwrite: bool = False, quiet: bool = False, warn: Callable[[str], None] = _stderr) -> str:
+                   particles: int = 1, overwrite: bool = False, quiet: bool = False, coder: str = "auto",
+                   warn: Callable[[str], None] = _stderr) -> str:
     """Image paths (files, folders of images, '-' for stdin) -> one .vlae file at ``output``
     ('-' for stdout); returns the summary line (images, bytes, bits/dim). ``warn`` gets a
     note on the files a folder held that are not images by name (skipped), and on inputs
@@ -384,15 +390,21 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
     skipped: list[str] = []
     items = expand_inputs(inputs, skipped)
     check_writable(output, overwrite=overwrite)
-    got = prepare(items, model, binarize=binarize, names=names)
+    pictures = [read_image(read_input(path), describe(path)) for path, _ in items]
+    if coder != "auto" or _is_photo_model(model) or (model is None and not binarize and any_size(pictures)):
+        if lossy or particles > 1 or binarize:
+            raise OptionError("--lossy, --particles and --binarize are for 28x28 images and their models; "
+                              "images of other sizes or in color are coded losslessly as they are")
+        return _compress_any_size(items, pictures, output, model, names, coder, overwrite, quiet, warn, skipped)
+    got = prepare(items, model, binarize=binarize, names=names, pictures=pictures)
     if skipped:   # notes after every check: an error stays the only line
         warn(f"note: skipped {_count(len(skipped), 'file')} in the input folder(s) not named as images "
              f"(e.g. {skipped[0]}); a folder's images are {', '.join(FOLDER_SUFFIXES)} files")
     if got.not_png:
         formats = ", ".join(sorted({f for _, f in got.not_png}))
         k = len(got.not_png)
-        warn(f"note: {k} input{' is' if k == 1 else 's are'} not PNG ({formats}; e.g. {got.not_png[0][0]}): the decoded "
-             "pixels are what is coded, and decompression gives them back as PNG files (a.jpg -> a.png), "
+        warn(f"note: {k} input{' is' if k == 1 else 's are'} not PNG ({formats}; e.g. {got.not_png[0][0]}): "
+             "the decoded pixels are what is coded, and decompression gives them back as PNG files (a.jpg -> a.png), "
              "not the original files")
     n, dims = len(got.pixels), len(got.pixels) * got.model.config.image_size ** 2
     if got.changed:
@@ -402,6 +414,86 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
                         lossy=lossy, rate=rate, particles=particles)
     write_output(output, blob, overwrite=overwrite)
     return f"{_count(n)} -> {len(blob)} bytes ({8 * len(blob) / dims:.4f} bits/dim)"
+
+
+DIGIT_SIDE = 28   # the 28x28 models' size: other sizes, and color, take the any-size path
+
+
+def any_size(pictures: Sequence[Picture]) -> bool:
+    """Whether inputs need the any-size path: any color image, or any gray or binary one
+    that is not 28x28 (an archive then goes there whole)."""
+    return any(p.rgb is not None or p.gray.shape != (DIGIT_SIDE, DIGIT_SIDE) for p in pictures)
+
+
+def _is_photo_model(model: str | None) -> bool:
+    from .zoo import list_manifests
+    return model is not None and model in {m["name"] for m in list_manifests("photo-vlae")}
+
+
+def _compress_any_size(items, pictures: Sequence[Picture], output: str, model: str | None, names: bool | None,
+                       coder: str, overwrite: bool, quiet: bool, warn: Callable[[str], None],
+                       skipped: list[str]) -> str:
+    """Images of any size, gray or RGB (or binary), one record each in the any-size
+    container, each with the smallest of the photo models, PNG and WebP lossless (or
+    the coder forced by --coder / a photo model's name in --model)."""
+    from . import anysize
+    from .progress import bar
+
+    pixels, modes = [], []
+    for p in pictures:
+        if p.color and p.rgb is None:
+            raise ImageError(f"{p.where}: image is mode {p.color} (transparency, 16-bit or CMYK); vlaecodec "
+                             "codes 8-bit grayscale and RGB images (and binary ones): convert it to RGB or L")
+        mode = "RGB" if p.rgb is not None else "1" if p.mode == "1" else "L"
+        pixels.append(p.rgb if p.rgb is not None else (p.gray == 255).astype(np.uint8) if mode == "1" else p.gray)
+        modes.append(mode)
+        h, w = p.gray.shape
+        if not (1 <= h <= anysize.MAX_SIDE and 1 <= w <= anysize.MAX_SIDE and h * w <= anysize.MAX_PIXELS):
+            raise ImageError(f"{p.where}: image is {w}x{h} pixels; vlaecodec codes images from 1x1 up to "
+                             f"{anysize.MAX_SIDE} pixels a side and {anysize.MAX_PIXELS:,} pixels in all")
+    coders = [model] if _is_photo_model(model) else None if coder == "auto" else [coder]
+    if coders == ["model"] and not any(anysize.photo_models(m) for m in set(modes)):
+        raise ImageError("no photo model is installed for these images (see `vlaecodec models`)")
+    stored = names_to_store(png_names([name for _, name in items], [p.format for p in pictures]), names)
+    if skipped:
+        warn(f"note: skipped {_count(len(skipped), 'file')} in the input folder(s) not named as images "
+             f"(e.g. {skipped[0]}); a folder's images are {', '.join(FOLDER_SUFFIXES)} files")
+    not_png = [p.where for p in pictures if p.format != "PNG"]
+    if not_png:
+        warn(f"note: {_count(len(not_png), 'input')} not PNG (e.g. {not_png[0]}): the decoded pixels are what is "
+             "coded, and decompression gives them back as PNG files")
+    with bar("compressing", len(pixels), quiet=quiet) as cb:
+        try:
+            blob, records = anysize.compress(pixels, modes, names=stored, coders=coders, progress=cb)
+        except anysize.AnySizeError as e:
+            raise ImageError(str(e)) from None
+    write_output(output, blob, overwrite=overwrite)
+    dims = sum(px.size for px in pixels)
+    used: dict[str, int] = {}
+    for r in records:
+        used[r.coder_name] = used.get(r.coder_name, 0) + 1
+    how = ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in sorted(used.items()))
+    return f"{_count(len(pixels))} -> {len(blob)} bytes ({8 * len(blob) / dims:.4f} bits/sub-pixel; {how})"
+
+
+def _decompress_any_size(data: bytes, file: str, output: str, where: str, overwrite: bool, quiet: bool) -> str | None:
+    from . import anysize
+    from .container import ContainerError
+    from .progress import bar
+
+    with naming(where):
+        try:
+            n = len(anysize.parse(data).records)
+            with bar("decompressing", n, quiet=quiet) as cb:
+                pixels, records = anysize.decompress(data, progress=cb)
+        except anysize.AnySizeError as e:
+            raise ContainerError(str(e)) from None
+    names = [r.name for r in records] if records and records[0].name is not None else None
+    stem = None if file == "-" else Path(file).stem
+    into_folder, paths = output_paths(output, n, names, where, stem)
+    write_images(paths, pixels, [r.mode for r in records], 2, overwrite=overwrite,
+                 folder=output if into_folder else None)
+    return f"{_count(n)} -> {output.rstrip(os.sep)}{os.sep}" if into_folder else None
 
 
 def decompress_file(file: str, output: str, model: str | None = None, *, jobs: int | None = None,
@@ -414,6 +506,9 @@ def decompress_file(file: str, output: str, model: str | None = None, *, jobs: i
     from .progress import bar
 
     data, where = read_input(file), describe(file)
+    from .anysize import is_anysize
+    if is_anysize(data):
+        return _decompress_any_size(data, file, output, where, overwrite, quiet)
     loaded = load_model(model) if model else None
     with naming(where):
         n = inspect(data).count
