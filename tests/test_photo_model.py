@@ -162,3 +162,15 @@ def test_photo_round_trip_any_size(models, shape):
     assert words.dtype == np.uint32 and stats.bits == 32 * len(words)
     assert np.array_equal(photo_codec.decode(net, words, *shape), x)
 
+
+
+def test_band_features_equal_the_whole_map(models):
+    """Each layer computes only the rows the next reads: same integers as the whole map."""
+    _, net = models
+    rng = np.random.default_rng(8)
+    for hz in (1, 2, 5, 13):
+        z = rng.integers(-30, 30, (hz, 4, net.cz)) * 256.0
+        full = net.zfeatures(z)
+        for r0 in range(0, 8 * hz, photo_codec.BAND):
+            got = photo_codec._band_features(net, z, r0, photo_codec.BAND)
+            assert np.array_equal(got, full[r0:r0 + photo_codec.BAND])

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import mixture, rans
 from . import numerics as nx
-from .photo_int import STRIDE, IntPhotoVLAE, pixel_input
+from .photo_int import STRIDE, IntPhotoVLAE, _conv_transpose, pixel_input
 
 PREC = 24                       # rANS precision of pixels and latents (2**24 totals)
 LANES = 64                      # interleaved rANS lanes (each used lane costs ~32 bits)
@@ -207,13 +207,8 @@ class _Rows:
 
     def band(self, b: int) -> np.ndarray:
         if b not in self.bands:
-            hz = self.lat.k.shape[0]
-            lo, hi = zrows_of_band(b, hz)
-            a, e = max(0, lo - 1), min(hz, hi + 2)
-            zf = self.net.zfeatures(self.lat.map()[a:e])
-            off = BAND * b - STRIDE * a
             # float32 holds these integers exactly (|v| <= 2**19): half the memory
-            self.bands[b] = zf[off:off + BAND].astype(np.float32)
+            self.bands[b] = _band_features(self.net, self.lat.map(), BAND * b, BAND).astype(np.float32)
         return self.bands[b]
 
     def drop_below(self, b: int) -> None:
@@ -223,6 +218,29 @@ class _Rows:
     def drop_above(self, b: int) -> None:
         for k in [k for k in self.bands if k > b]:
             del self.bands[k]
+
+
+def _band_features(net: IntPhotoVLAE, z: np.ndarray, r0: int, n: int) -> np.ndarray:
+    """z features of pixel rows r0 .. r0+n-1 (z: the whole latent map, fixed point),
+    computing at every layer only the rows the next one reads: each transposed conv's
+    output row o reads input rows (o-1)//2 .. (o+1)//2, the 3x3 conv rows r-1 .. r+1.
+    A crop's own zero padding is never read (or is the image's true border), so these
+    are the integers of the whole-image pass (tests check it)."""
+    hz = z.shape[0]
+    need = [(r0, r0 + n - 1)]                       # rows wanted at each layer, last layer first
+    for _ in range(3):
+        lo, hi = need[-1]
+        need.append((_down(lo), _up(hi)))
+    lo0, hi0 = max(0, need[-1][0]), min(hz - 1, need[-1][1])   # rows of the 3x3 conv's output
+    za, ze = max(0, lo0 - 1), min(hz, hi0 + 2)
+    a = net.zf_in(z[za:ze], elu=True)[lo0 - za:hi0 + 1 - za]   # rows lo0 .. hi0
+    start = lo0
+    for phases, (lo, hi) in zip(net.zf_up, reversed(need[:-1])):
+        a = _conv_transpose(a, phases)                              # rows 2*start ..
+        lo, hi = max(lo, 0), min(hi, 2 * (start + len(a) // 2) - 1)
+        a = a[lo - 2 * start:hi + 1 - 2 * start]
+        start = lo
+    return a
 
 
 def _channel_tables(net: IntPhotoVLAE, p: np.ndarray, c: int, prev: list[np.ndarray]):
