@@ -71,6 +71,28 @@ def elbo_lines(data: bytes, h: Header, progress: Callable[[int], None] | None = 
             f"real / -ELBO: {real / bpd:.4f}" if bpd > 0 else "real / -ELBO: n/a"]
 
 
+def anysize_elbo_lines(data: bytes) -> Iterator[str]:
+    """Each image's real rate beside the installed photo model's float -ELBO (the bound
+    its bits-back coding tracks): for a model record the gap is the coder's overhead
+    (start-up rows, rANS lanes, integer arithmetic); for a PNG/WebP record it shows
+    what the model would have cost."""
+    from . import anysize
+    from .photo_bench import _float_elbo_bits
+    parsed = anysize.parse(data)
+    for i, (r, c) in enumerate(zip(parsed.records, parsed.crcs)):
+        px = anysize.decode_record(r, c)
+        if r.mode == "1":
+            continue
+        bits = _float_elbo_bits(px)
+        label = r.name or f"image {i}"
+        if bits is None:
+            yield f"{label}: no photo model with a float checkpoint for {r.mode} images: -ELBO not measured"
+            continue
+        real = 8 * len(r.payload) / px.size
+        yield (f"{label}: real {real:.4f} bits/sub-pixel ({r.coder_name}), photo model -ELBO "
+               f"{bits / px.size:.4f} ({real / (bits / px.size):.4f}x)")
+
+
 def report(data: bytes, *, where: str = "<data>", elbo: bool = True, quiet: bool = False,
            model: str | None = None) -> Iterator[str]:
     """Every line ``vlaecodec info`` prints, the header's first (before any decoding),
@@ -90,6 +112,10 @@ def report(data: bytes, *, where: str = "<data>", elbo: bool = True, quiet: bool
         with naming(where):
             try:
                 yield from describe(data)
+                if elbo and not have_torch():
+                    yield f"photo model -ELBO: skipped (needs torch, the [train] extra: {TRAIN_EXTRA})"
+                elif elbo:
+                    yield from anysize_elbo_lines(data)
             except AnySizeError as e:
                 raise ContainerError(str(e)) from None
         return
