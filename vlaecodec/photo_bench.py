@@ -143,7 +143,10 @@ def _float_elbo_bits(x: np.ndarray) -> float | None:
     from .zoo import list_manifests
     for m in list_manifests("photo-vlae"):
         if m.get("mode") == mode and m.get("float_file"):
-            ck = torch.load(Path(m["_dir"]) / m["float_file"], map_location="cpu", weights_only=False)
+            import io
+            from .zoo import _read_verified
+            raw, _ = _read_verified(Path(m["_dir"]) / m["float_file"], m.get("float_sha256"))
+            ck = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
             model = PhotoVLAE(PhotoConfig.from_dict(ck["config"]))
             model.load_state_dict(ck["state_dict"])
             return evaluate_photos(model.eval(), [x])["bpd"] * x.size
