@@ -268,7 +268,8 @@ class _Terminal(io.StringIO):
 def test_train_draws_bars_only_on_a_terminal_and_not_with_q(tmp_path, monkeypatch, capsys, stream, flags, drawn):
     from vlaecodec import data, train
 
-    monkeypatch.setattr(data, "load_mnist", lambda split="train": (synthetic_digits(64, seed=21) * 255).astype(np.uint8))
+    train8 = (synthetic_digits(64, seed=21) * 255).astype(np.uint8)
+    monkeypatch.setattr(data, "load_mnist", lambda split="train": train8)
     monkeypatch.setattr(data, "load_binarized_mnist", lambda split="valid": synthetic_digits(16, seed=22))
     err = stream()
     monkeypatch.setattr(sys, "stderr", err)
