@@ -138,6 +138,7 @@ def test_schedule_orders_latents_before_their_use(H, W, h):
     assert sch.steps == W + (h + 1) * (H - 1)
     popped_at = {r: t for t, rs in sch.pops.items() for r in rs}
     popped_at.update({r: sch.steps for r in sch.final_pops})
+    popped_at.update({r: -1 for g in sch.direct_groups for r in g})   # not coded: z = 0 from the start
     pushed_at = {r: t for t, gs in sch.pushes.items() for g in gs for r in g}
     pushed_at.update({r: sch.steps + 1 for g in sch.direct_groups for r in g})
     assert sorted(popped_at) == sorted(pushed_at) == list(range(hz))

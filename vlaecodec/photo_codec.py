@@ -12,9 +12,8 @@ Decoder order (the encoder runs its exact mirror, last event first):
 
 so the bits that the encoder takes back from the stack when it pops a latent row from
 q(z|x) are the bits of pixels it has already pushed. Only the last few latent rows (the
-first the encoder meets) would find the stack empty; they are coded directly (z = the
-posterior's most likely cell, pushed under the prior, no bits back), and ``stats``
-reports what they cost.
+first the encoder meets) would find the stack empty; they are not coded (z = 0 on both
+sides), and ``stats`` counts them.
 
 Pixels are coded with the exact integer logistic mixtures of ``mixture.py`` on the
 vectorized rANS of ``rans.py`` (two CDF values per coded sub-pixel, a binary search when
@@ -76,7 +75,7 @@ class Schedule:
     pops: dict = field(default_factory=dict)     # step -> latent rows popped before it
     pushes: dict = field(default_factory=dict)   # step -> groups of latent rows pushed after it
     final_pops: list = field(default_factory=list)
-    direct_groups: list = field(default_factory=list)   # rows coded directly (see encode)
+    direct_groups: list = field(default_factory=list)   # rows not coded: z = 0 (see encode)
 
     def pixels(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) of the pixels decoded at wavefront step t, rows increasing."""
@@ -131,6 +130,10 @@ def schedule(H: int, W: int, h: int) -> Schedule:
             s.direct_groups[-1].append(r)
         else:
             s.direct_groups.append([r])
+    if final:   # these rows are not coded at all: z = 0 on both sides (see encode)
+        gone = set(final)
+        s.pops = {t: [r for r in rs if r not in gone] for t, rs in s.pops.items()}
+        s.final_pops = [r for r in s.final_pops if r not in gone]
     return s
 
 
@@ -220,6 +223,12 @@ class _Rows:
             del self.bands[k]
 
 
+def _set_zero(lat: "_Latents", rows: list[int]) -> None:
+    for r in rows:
+        lat.k[r] = lat.g.K          # grid index of z = 0
+        lat.known[r] = True
+
+
 def _band_features(net: IntPhotoVLAE, z: np.ndarray, r0: int, n: int) -> np.ndarray:
     """z features of pixel rows r0 .. r0+n-1 (z: the whole latent map, fixed point),
     computing at every layer only the rows the next one reads: each transposed conv's
@@ -251,7 +260,7 @@ def _channel_tables(net: IntPhotoVLAE, p: np.ndarray, c: int, prev: list[np.ndar
 @dataclass
 class PhotoStats:
     bits: int = 0
-    startup_bits: float = 0.0      # what the directly coded latent rows cost (-log p of their z)
+    uncoded_rows: int = 0          # latent rows set to z = 0 instead of coded (the start-up rows)
 
 
 def _step_params(net: IntPhotoVLAE, vpad: np.ndarray, rows: _Rows, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
@@ -305,12 +314,7 @@ def encode(net: IntPhotoVLAE, x: np.ndarray) -> tuple[np.ndarray, PhotoStats]:
             lat.known[r] = True
 
     def push_prior(r: int) -> None:
-        freqs = lat.prior_freqs(r)
-        if r in direct_rows:
-            cum = _cum(freqs)
-            k = lat.k[r].ravel()
-            stats.startup_bits += float(np.sum(PREC - np.log2(cum[np.arange(len(k)), k + 1] - cum[np.arange(len(k)), k])))
-        _push_table(stack, freqs, lat.k[r].ravel())
+        _push_table(stack, lat.prior_freqs(r), lat.k[r].ravel())
 
     def push_pixels(t: int) -> None:
         ii, jj = sch.pixels(t)
@@ -324,20 +328,14 @@ def encode(net: IntPhotoVLAE, x: np.ndarray) -> tuple[np.ndarray, PhotoStats]:
         for start, freq in reversed(coded):                   # B, G, R: the decoder pops R first
             stack.push(start, freq, PREC)
 
-    def direct(group: list[int]) -> None:
-        """The rows the encoder meets first would be popped from an empty stack, where
-        a pop yields the grid's first cell (z = -10), not a draw from q. They are coded
-        directly instead: z is the posterior's most likely cell, pushed under the prior
-        like every row; the decoder pushes nothing back for them."""
-        for r, freqs in zip(group, _posterior_group(net, xp, group)):
-            lat.k[r] = freqs.argmax(1).reshape(wz, net.cz)
-            lat.known[r] = True
-            direct_rows.add(r)
-
-    direct_rows: set[int] = set()
-    # The mirror of the decoder's order, last event first.
-    for g in reversed(sch.direct_groups):
-        direct(g)
+    # The mirror of the decoder's order, last event first. The latent rows the encoder
+    # meets first would be popped from an empty stack, where a pop yields the grid's
+    # first cell (z = -10), not a draw from q; coding them directly would cost ~5 bits
+    # per latent. They are not coded at all: z = 0 on both sides (the photo models'
+    # latents carry little, so the pixels of those rows lose little).
+    for g in sch.direct_groups:
+        _set_zero(lat, g)
+        stats.uncoded_rows += len(g)
     for r in reversed(sch.final_pops):
         push_prior(r)
     for t in reversed(range(sch.steps)):
@@ -368,6 +366,9 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
     def pop_prior(r: int) -> None:
         lat.k[r] = _pop_table(stack, lat.prior_freqs(r)).reshape(wz, net.cz)
         lat.known[r] = True
+
+    for g in sch.direct_groups:
+        _set_zero(lat, g)
 
     def push_q(group: list[int]) -> None:
         for r, freqs in zip(group, _posterior_group(net, x, group)):

@@ -115,8 +115,8 @@ def freeze(checkpoint: str, name: str, out_dir: str, *, limit: int | None = None
         bits += st.bits
         dims += x.size
         per.append({"shape": list(x.shape), "bits_per_subpixel": st.bits / x.size,
-                    "startup_bits": st.startup_bits})
-        log(f"  {x.shape[1]}x{x.shape[0]}: {st.bits / x.size:.4f} bits/sub-pixel (start-up {st.startup_bits / 8:.0f} bytes)")
+                    "uncoded_latent_rows": st.uncoded_rows})
+        log(f"  {x.shape[1]}x{x.shape[0]}: {st.bits / x.size:.4f} bits/sub-pixel ({st.uncoded_rows} latent rows not coded)")
     seconds = time.time() - t0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
