@@ -37,6 +37,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .container import ContainerError, _Reader, put_varint
+
 MAGIC = b"VP"
 VERSION = 1
 F_NAMES = 1
@@ -50,46 +52,14 @@ MAX_IMAGES = 1 << 20
 HASH_BYTES = 4
 
 
-class AnySizeError(ValueError):
+class AnySizeError(ContainerError):
     """A damaged, truncated or unsupported file; the message says which."""
 
 
-# ------------------------------------------------------------------ varints
-
 def _varint(n: int) -> bytes:
     out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise AnySizeError("truncated file")
-        b = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return b
-
-    def varint(self, limit: int) -> int:
-        n = shift = 0
-        while True:
-            b = self.take(1)[0]
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-            if shift > 63:
-                raise AnySizeError("malformed varint")
-        if n > limit:
-            raise AnySizeError(f"a header field ({n}) exceeds its limit ({limit})")
-        return n
+    put_varint(out, n)
+    return bytes(out)
 
 
 # ------------------------------------------------------------------ coders
@@ -291,7 +261,7 @@ class Parsed:
 
 def parse(data: bytes) -> Parsed:
     """Header and records, every limit checked before anything is decoded."""
-    rd = _Reader(data)
+    rd = _Reader(data, len(data))
     if rd.take(2) != MAGIC:
         raise AnySizeError("not a vlaecodec any-size file")
     version, flags = rd.take(2)
@@ -326,7 +296,7 @@ def parse(data: bytes) -> Parsed:
             raise AnySizeError("a record's mode does not match its model")
         name = None
         if names:
-            name = rd.take(rd.varint(4096)).decode("utf-8", "replace")
+            name = rd.string(4096)
         n = rd.varint(len(data))
         (rcrc,) = struct.unpack("<I", rd.take(4))
         header_crc = zlib.crc32(data[start:rd.pos - 4])

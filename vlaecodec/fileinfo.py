@@ -106,18 +106,14 @@ def report(data: bytes, *, where: str = "<data>", elbo: bool = True, quiet: bool
 
     from .zoo import load_model
 
-    from .anysize import AnySizeError, describe, is_anysize
+    from .anysize import describe, is_anysize
     if is_anysize(data):   # images of any size: one line per image (its coder, bytes, bits/sub-pixel)
-        from .container import ContainerError
         with naming(where):
-            try:
-                yield from describe(data)
-                if elbo and not have_torch():
-                    yield f"photo model -ELBO: skipped (needs torch, the [train] extra: {TRAIN_EXTRA})"
-                elif elbo:
-                    yield from anysize_elbo_lines(data)
-            except AnySizeError as e:
-                raise ContainerError(str(e)) from None
+            yield from describe(data)
+            if elbo and not have_torch():
+                yield f"photo model -ELBO: skipped (needs torch, the [train] extra: {TRAIN_EXTRA})"
+            elif elbo:
+                yield from anysize_elbo_lines(data)
         return
     loaded = load_model(model) if model else None
     with naming(where):
