@@ -49,6 +49,7 @@ def read_back(path) -> tuple[np.ndarray, str]:
 def test_8bit_image_without_an_8bit_model_is_one_line(tmp_path, monkeypatch):
     from vlaecodec import zoo
     monkeypatch.setitem(zoo.DEFAULT_MODELS, 256, "vlae-not-installed8")
+    monkeypatch.setattr("vlaecodec.choose.candidates", lambda *a, **k: [])   # no 8-bit model to choose from
     src = save_gray(tmp_path / "g.png", gray_image())
     fails_cleanly(run("compress", src, "-o", tmp_path / "g.vlae", "-q"), "no 8-bit model is installed",
                   "vlae-not-installed8")
@@ -68,6 +69,7 @@ def test_mixed_kinds_need_an_8bit_model(tmp_path, monkeypatch, with_tiny8):
 def test_binary_images_pick_the_default_binary_model(tmp_path, monkeypatch, pngs_dir):
     from vlaecodec import zoo
     monkeypatch.setitem(zoo.DEFAULT_MODELS, 2, TINY_NAME)
+    monkeypatch.setattr("vlaecodec.choose.candidates", lambda *a, **k: [TINY_NAME])   # the only one installed
     ok(run("compress", pngs_dir, "-o", tmp_path / "a.vlae", "-q"))
     import vlaecodec
     from vlaecodec.zoo import load_model
@@ -129,7 +131,8 @@ def test_models_says_what_each_model_codes(with_tiny8):
 
 # ------------------------------------------------------------------ 8-bit round trips
 
-def test_8bit_images_round_trip_with_the_default_8bit_model(tmp_path, with_tiny8):
+def test_8bit_images_round_trip_with_the_default_8bit_model(tmp_path, with_tiny8, monkeypatch):
+    monkeypatch.setattr("vlaecodec.choose.candidates", lambda *a, **k: [TINY8])   # the only one installed
     d = tmp_path / "in"
     d.mkdir()
     want = {f"g{i}.png": gray_image(seed=i) for i in range(3)}

@@ -208,7 +208,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 FASHION_VALID = 10000   # 'valid' is the last 10,000 images of the 60k train file (held out)
-DATASETS = ("binarized-mnist", "mnist", "fashion-mnist")   # each has the splits SPLITS
+DATASETS = ("binarized-mnist", "mnist", "fashion-mnist", "binarized-fashion-mnist")   # each has the splits SPLITS
+BINARY_DATASETS = ("binarized-mnist", "binarized-fashion-mnist")   # 0/1 pixels: for binary models
 FASHION_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 FETCH_FASHION_HINT = ("install Debian's package (`apt-get install dataset-fashion-mnist`), or import a folder "
                       "of the IDX files with `vlaecodec data fetch fashion-mnist --from DIR`")
@@ -292,19 +293,30 @@ def load_fashion_mnist(split: str = "test", source: str | os.PathLike | None = N
     return x[-FASHION_VALID:] if split == "valid" else x
 
 
+def load_binarized_fashion_mnist(split: str = "test", source: str | os.PathLike | None = None) -> np.ndarray:
+    """Statically binarized Fashion-MNIST, uint8 {0,1} (N, 28, 28): the same rule and
+    seed as binarized MNIST (``binarize_static``: pixel = 1 iff U < intensity/255, U from
+    numpy.random.default_rng([BINARIZE_SEED, s]), s the index of the split in SPLITS),
+    applied to ``load_fashion_mnist(split)`` ('valid': the last 10,000 training images)."""
+    return binarize_static(load_fashion_mnist(split, source), _split_index(split))
+
+
 def training_split(name: str, source: str | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(train, valid, binarize) for training on dataset ``name``. Binarized MNIST trains
-    on 8-bit digits binarized afresh at every step (``binarize`` True) and validates on
-    the static binarization; 8-bit sets train on their pixels as they are. Fashion-MNIST
-    has no validation split: the last 10,000 of its training images are held out."""
+    """(train, valid, binarize) for training on dataset ``name``. Binarized MNIST (and
+    binarized Fashion-MNIST) trains on 8-bit images binarized afresh at every step
+    (``binarize`` True) and validates on the static binarization; 8-bit sets train on
+    their pixels as they are. Fashion-MNIST has no validation split: the last 10,000 of
+    its training images are held out."""
     if name == "binarized-mnist":
         return load_mnist("train"), load_binarized_mnist("valid"), True
+    if name == "binarized-fashion-mnist":
+        return load_fashion_mnist("train", source)[:-FASHION_VALID], load_binarized_fashion_mnist("valid", source), True
     if name == "mnist":
         return load_mnist("train"), load_mnist("valid"), False
     if name == "fashion-mnist":
         x = load_fashion_mnist("train", source)
         return x[:-10000], x[-10000:], False
-    raise DataError(f"unknown dataset {name!r}; choose binarized-mnist, mnist or fashion-mnist")
+    raise DataError(f"unknown dataset {name!r}; choose {', '.join(DATASETS)}")
 
 
 # -------------------------------------------------------------------- PNG folders
@@ -322,11 +334,13 @@ def load_png_folder(folder: str | os.PathLike) -> tuple[list[str], list[np.ndarr
 
 
 def load_dataset(name: str, split: str = "test", source: str | None = None) -> np.ndarray:
-    """Dataset by name: 'binarized-mnist', 'mnist', 'fashion-mnist'."""
+    """Dataset by name: 'binarized-mnist', 'mnist', 'fashion-mnist', 'binarized-fashion-mnist'."""
     if name == "binarized-mnist":
         return load_binarized_mnist(split)
     if name == "mnist":
         return load_mnist(split)
     if name == "fashion-mnist":
         return load_fashion_mnist(split, source)
-    raise DataError(f"unknown dataset {name!r}; choose binarized-mnist, mnist or fashion-mnist")
+    if name == "binarized-fashion-mnist":
+        return load_binarized_fashion_mnist(split, source)
+    raise DataError(f"unknown dataset {name!r}; choose {', '.join(DATASETS)}")

@@ -162,7 +162,7 @@ def evaluation_inputs(model: str | None, dataset: str | None, split: str = "test
         name, sha, cfg = target.name, target.sha256, target.config
         trained = target.manifest.get("dataset")
     binary = cfg.pixel_levels == 2
-    if trained not in data.DATASETS or (trained == "binarized-mnist") != binary:
+    if trained not in data.DATASETS or (trained in data.BINARY_DATASETS) != binary:
         trained = "binarized-mnist" if binary else "mnist"
     dataset = dataset or trained
     images = np.asarray(data.load_dataset(dataset, split))
@@ -170,7 +170,7 @@ def evaluation_inputs(model: str | None, dataset: str | None, split: str = "test
         images = images[:limit]
     if cfg.pixel_levels == 2 and images.max(initial=0) > 1:
         raise zoo.ModelError(f"{dataset} has 8-bit pixels; model {name} is binary (use --dataset binarized-mnist)")
-    if cfg.pixel_levels == 256 and dataset == "binarized-mnist":
+    if cfg.pixel_levels == 256 and dataset in data.BINARY_DATASETS:
         raise zoo.ModelError(f"{dataset} has binary pixels; model {name} codes 8-bit images "
                              "(use --dataset mnist or fashion-mnist)")
     about = {"model": name, "sha256": sha, "dataset": dataset, "split": split, "dims": cfg.image_size ** 2}

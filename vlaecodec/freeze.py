@@ -358,7 +358,7 @@ def freeze(checkpoint: Path, name: str, out_dir: Path, *, iwae_k: int = 64, test
         raise ValueError(f"{checkpoint}: not a model checkpoint (use a run's model.pt)")
     valid = data.load_dataset(dataset, "valid")   # the split the training validated on
     test = data.load_dataset(dataset, "test")[:test_limit]
-    if (model.cfg.pixel_levels == 2) != (dataset == "binarized-mnist"):
+    if (model.cfg.pixel_levels == 2) != (dataset in data.BINARY_DATASETS):
         raise ValueError(f"a {model.cfg.pixel_levels}-level model cannot code {dataset}")
     out_dir.mkdir(parents=True, exist_ok=True)
 

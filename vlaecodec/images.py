@@ -230,17 +230,25 @@ class Prepared:
     model: LoadedModel
     changed: int
     not_png: list[tuple[str, str]] = field(default_factory=list)   # (input, format) of inputs that are not PNG
+    choice: object = None   # choose.Choice: the estimates the model was chosen by (no --model)
 
 
 def prepare(items: Sequence[tuple[str, str | None]], model: str | None = None, *, binarize: bool = False,
-            names: bool | None = None, pictures: Sequence[Picture] | None = None) -> Prepared:
+            names: bool | None = None, pictures: Sequence[Picture] | None = None, choose: bool = True) -> Prepared:
     """``expand_inputs`` pairs -> a Prepared: the model named (loaded before any image is
-    read, so that a bad name fails first), else the default model of the images' kind."""
+    read, so that a bad name fails first), else the installed model of the images' kind
+    whose estimated file is smallest (``choose.py``; ``choose`` False: the default model
+    of the images' kind, as lossy files need)."""
     from . import zoo
 
     loaded = zoo.load_model(model) if model else None
     if pictures is None:
         pictures = [read_image(read_input(path), describe(path)) for path, _ in items]
+    choice = None
+    if loaded is None and choose:
+        from .choose import choose_for
+        choice = choose_for(pictures, image_levels(pictures, binarize), binarize)
+        loaded = choice.model if choice else None
     loaded = loaded or zoo.default_model(image_levels(pictures, binarize))
     levels, size = loaded.config.pixel_levels, loaded.config.image_size
     if binarize and levels != 2:
@@ -248,7 +256,7 @@ def prepare(items: Sequence[tuple[str, str | None]], model: str | None = None, *
     pixels, modes, changed = for_model(pictures, levels, size, loaded.name, binarize)
     stored = png_names([name for _, name in items], [p.format for p in pictures])
     return Prepared(pixels, modes, names_to_store(stored, names), loaded, changed,
-                    [(p.where, p.format) for p in pictures if p.format != "PNG"])
+                    [(p.where, p.format) for p in pictures if p.format != "PNG"], choice)
 
 
 def png_names(names: Sequence[str | None], formats: Sequence[str]) -> list[str | None]:
@@ -396,7 +404,7 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
             raise OptionError("--lossy, --particles and --binarize are for 28x28 images and their models; "
                               "images of other sizes or in color are coded losslessly as they are")
         return _compress_any_size(items, pictures, output, model, names, coder, overwrite, quiet, warn, skipped)
-    got = prepare(items, model, binarize=binarize, names=names, pictures=pictures)
+    got = prepare(items, model, binarize=binarize, names=names, pictures=pictures, choose=not lossy)
     if skipped:   # notes after every check: an error stays the only line
         warn(f"note: skipped {_count(len(skipped), 'file')} in the input folder(s) not named as images "
              f"(e.g. {skipped[0]}); a folder's images are {', '.join(FOLDER_SUFFIXES)} files")
@@ -413,7 +421,8 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
         blob = compress(got.pixels, got.model, names=got.names, modes=got.modes, progress=cb, jobs=jobs,
                         lossy=lossy, rate=rate, particles=particles)
     write_output(output, blob, overwrite=overwrite)
-    return f"{_count(n)} -> {len(blob)} bytes ({8 * len(blob) / dims:.4f} bits/dim)"
+    how = got.choice.describe() if got.choice else f"with {got.model.name}"
+    return f"{_count(n)} -> {len(blob)} bytes {how} ({8 * len(blob) / dims:.4f} bits/dim)"
 
 
 DIGIT_SIDE = 28   # the 28x28 models' size: other sizes, and color, take the any-size path

@@ -215,7 +215,7 @@ def _train(cfg: VLAEConfig, out_dir: Path, ranks: Ranks, *, epochs: int, minutes
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dataset = dataset or default_dataset(cfg)
-    if (cfg.pixel_levels == 2) != (dataset == "binarized-mnist"):
+    if (cfg.pixel_levels == 2) != (dataset in data.BINARY_DATASETS):
         raise SystemExit(f"a {cfg.pixel_levels}-level model cannot train on {dataset}")
     train8, valid, binarize = data.training_split(dataset)
     train8 = train8[:train_limit]
@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads per process")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--train-limit", type=int)
-    p.add_argument("--dataset", choices=("binarized-mnist", "mnist", "fashion-mnist"),
+    p.add_argument("--dataset", choices=data.DATASETS,
                    help="training data (default: binarized-mnist for binary models, mnist for 8-bit ones); "
                         "fashion-mnist holds out its last 10,000 training images for validation")
     p.add_argument("-q", "--quiet", action="store_true",
