@@ -45,7 +45,7 @@ Systems:
 The classifier (``DigitCNN``) is trained once on the 8-bit training split with dynamic
 binarization and cached in ``vlaecodec.data.cache_dir() / "lossy-bench"`` under a hash of
 its recipe. With an output folder the bench also draws ``lossy-grid.png``: the first
-16 test digits, their reconstructions at rates 3, 7 (default) and 11, and three more
+16 test digits, their reconstructions at rates 3, 5 (default) and 11, and three more
 decodes (one seeded sample each) of the same default-rate latents.
 
 torch, matplotlib and the jbigkit tools are bench-only dependencies

@@ -32,16 +32,22 @@ PIXEL_TOTAL = 1 << nx.PIXEL_FREQ_BITS
 #   1..7     2**(d-1) seeded samples per image; the decoder keeps the one the model finds
 #            most probable
 #   8..14    the encoder drew 2**(d-8) seeded samples per image and stored (d-8 bits per
-#            image) which one is closest to the original; the decoder draws only that one
+#            image) which one is closest to the original (``pick_distance``); the decoder
+#            draws only that one
 # The encoder knows the original, so its pick beats the model's: on the first 1,000 test
 # digits with vlae-mnist-v2, rate 7 (31 bits) with the model's best of 4 kept the class
 # of 83.4% of digits (bench/lossy.py's classifier), rate 5 (24 bits) plus the encoder's
-# pick of 16 (4 bits) 88.3%, in fewer bits. Encoding costs 16 redraws per image,
-# decoding one.
+# pick of 16 (4 bits) 88.3%, in fewer bits.
+# The default (issue 20): rate 5 plus the encoder's pick of 64 (6 bits), 30 bits per
+# image. Chosen by bench/lossy_default.py on 2,000 validation digits with two digit
+# classifiers of different architectures (bench/results/lossy-default-*.md): the fewest
+# bits at <= 4 bytes/image for which both kept the class of >= 90% of digits with a
+# margin of two standard errors; confirmed on other validation digits. Encoding costs
+# 64 redraws per image, decoding one.
 DRAW_MODE = 0
 DRAW_PICK = 8
 DEFAULT_LEVEL = 5
-DEFAULT_DRAW = DRAW_PICK + 4
+DEFAULT_DRAW = DRAW_PICK + 6
 RECONSTRUCT_BATCH = 1000
 
 
@@ -171,13 +177,31 @@ def redraw(net: IntVLAE, z: np.ndarray, draw: int, first_index: int = 0,
     return imgs.reshape(b, k, net.size, net.size)[np.arange(b), best]
 
 
+def _box3(imgs: np.ndarray) -> np.ndarray:
+    """3x3 box sums of 0/1 images (..., H, W), zero outside: int64, exact."""
+    pad = [(0, 0)] * (imgs.ndim - 2) + [(1, 1), (1, 1)]
+    a = np.pad(np.asarray(imgs, np.int64), pad)
+    a = a[..., :-2, :] + a[..., 1:-1, :] + a[..., 2:, :]
+    return a[..., :-2] + a[..., 1:-1] + a[..., 2:]
+
+
+def pick_distance(samples: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """How far each of k samples (N, k, H, W) is from its original x (N, H, W): the sum
+    of squared differences of their 3x3 box sums (int64, exact, so every machine picks
+    the same). A blurred distance rewards a stroke drawn a pixel away from the
+    original's over a missing one: on 2,000 validation digits (rate 5, pick of 64) it
+    kept the class of 2 points more digits than counting differing pixels
+    (bench/results/lossy-default-*.md), at a slightly higher pixel error."""
+    d = _box3(samples) - _box3(x)[:, None]
+    return (d * d).sum(axis=(-2, -1))
+
+
 def pick_samples(net: IntVLAE, z: np.ndarray, x: np.ndarray, draw: int, first_index: int = 0) -> np.ndarray:
-    """Encoder only: for each image, which of its 2**pick_bits(draw) seeded samples
-    differs from the original x in the fewest pixels (first of equals)."""
+    """Encoder only: for each image, which of its 2**pick_bits(draw) seeded samples is
+    closest to the original x by ``pick_distance`` (first of equals)."""
     k = 1 << pick_bits(draw)
     imgs, _ = _samples(net, *_candidates(z, first_index, k))
-    wrong = (imgs.reshape(len(z), k, -1) != x.reshape(len(z), 1, -1)).sum(2)
-    return wrong.argmin(1)
+    return pick_distance(imgs.reshape((len(z), k) + imgs.shape[1:]), x).argmin(1)
 
 
 # ----------------------------------------------------------------- public
