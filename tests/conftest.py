@@ -16,6 +16,7 @@ import torch
 
 TINY_NAME = "vlae-tiny-test"
 TINY8_NAME = "vlae-tiny8-test"   # the same, with 8-bit (256-level) pixels
+USER_DATA_CACHE: Path | None = None   # the dataset cache outside the tests (pytest_configure)
 
 
 def tiny_float_model(preset_name: str = "vlae-tiny"):
@@ -62,6 +63,11 @@ def pytest_configure(config):
     _write_tiny_model(d)
     _write_tiny_model(d, TINY8_NAME, "vlae-tiny8")
     os.environ["VLAECODEC_MODELS"] = str(d)
+    # Tests see an empty dataset cache; the few slow tests that read real datasets
+    # (test_shipped) look in the user's cache, found here before it is replaced.
+    from vlaecodec import data
+    global USER_DATA_CACHE
+    USER_DATA_CACHE = data.cache_dir()
     os.environ.setdefault("VLAECODEC_CACHE", str(d / "cache"))
 
 
