@@ -8,6 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +115,27 @@ def synthetic_gray(n: int, seed: int = 0, size: int = 28) -> np.ndarray:
 @pytest.fixture(scope="session")
 def digits():
     return synthetic_digits(12)
+
+
+# The child's CPU limit is set by a tiny launcher that then execs the command (limits
+# survive exec); a preexec_fn would run in a forked copy of this threaded process.
+_LAUNCH = ("import os, resource, sys; c = int(sys.argv[1]); "
+           "resource.setrlimit(resource.RLIMIT_CPU, (c, c + 5)); os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def run_limited(cmd: list, *, cpu_s: float, hang_guard_s: float, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run(cmd, **kw) with the child's CPU time capped at ``cpu_s`` (RLIMIT_CPU)
+    and a wall-clock hang guard. Tests bound CPU, not wall time: a loaded machine
+    stretches wall time, so the guard is generous and only catches a child that waits
+    forever. A child stopped by either fails the test, saying which stopped it."""
+    try:
+        r = subprocess.run([sys.executable, "-c", _LAUNCH, str(int(cpu_s)), *map(str, cmd)],
+                           timeout=hang_guard_s, **kw)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hang guard: {' '.join(map(str, cmd))[:200]} still running after {hang_guard_s:.0f} s of "
+                    f"wall time, killed (its CPU is capped at {cpu_s:.0f} s, so it waited rather than "
+                    "worked: a hang)")
+    if r.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        pytest.fail(f"over its CPU limit: {' '.join(map(str, cmd))[:200]} stopped by RLIMIT_CPU at "
+                    f"{cpu_s:.0f} s of CPU (signal {-r.returncode})")
+    return r

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,8 +26,10 @@ from conftest import TINY8_NAME, TINY_NAME, synthetic_digits, synthetic_gray
 
 # Runs in each child. argv[1]: a JSON job. Prints one JSON line.
 CHILD = r"""
-import ctypes, hashlib, json, sys
+import ctypes, hashlib, json, resource, sys, time
 job = json.loads(open(sys.argv[1]).read())
+# CPU is bounded, not wall time: the kernel stops a child that computes too long.
+resource.setrlimit(resource.RLIMIT_CPU, (job["cpu_limit_s"], job["cpu_limit_s"] + 5))
 if job["torch"]:
     # Load torch and run its kernels first, as a program that trains or evaluates would.
     import torch
@@ -73,6 +76,7 @@ out["blas_threads"] = openblas("threads")
 if job["torch"]:
     import torch
     out["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+out["cpu_s"] = time.process_time()
 print("RESULT " + json.dumps(out))
 """
 
@@ -92,6 +96,12 @@ SETTINGS = {
     "threads-4": ({"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4"}, False),
 }
 PARALLEL = 2
+# A child uses 1.2-2.3 s of CPU (measured; its report's cpu_s). RLIMIT_CPU stops one at
+# CHILD_CPU_S; the wall-clock deadline only guards against a hang that burns no CPU, so
+# it is generous: a loaded machine stretches wall time (the children took ~20 s each
+# at a load average of 10 on 2 cores), and that must not fail the test.
+CHILD_CPU_S = 30
+HANG_GUARD_S = 600
 
 
 def _pixels_sha(images) -> str:
@@ -148,7 +158,7 @@ def runs(tiny, tiny8, tmp_path_factory):
         while pending and len(running) < PARALLEL:
             name, (env_changes, use_torch) = pending.pop(0)
             jpath = d / f"{name}.json"
-            jpath.write_text(json.dumps({**job, "torch": use_torch}))
+            jpath.write_text(json.dumps({**job, "torch": use_torch, "cpu_limit_s": CHILD_CPU_S}))
             env = dict(os.environ)   # carries VLAECODEC_MODELS (conftest)
             for k, v in env_changes.items():
                 if v is None:
@@ -161,17 +171,24 @@ def runs(tiny, tiny8, tmp_path_factory):
         for item in list(running):
             name, p, t0 = item
             if p.poll() is None:
-                if time.monotonic() - t0 > 180:
+                if time.monotonic() - t0 > HANG_GUARD_S:
                     p.kill()
                     p.communicate()
-                    reports[name] = {"error": "timed out"}
+                    reports[name] = {"error": f"hang guard: still running after {HANG_GUARD_S} s of wall time, "
+                                              f"killed (its CPU is capped at {CHILD_CPU_S} s by RLIMIT_CPU, so it "
+                                              "waited rather than worked: a hang)"}
                     running.remove(item)
                 continue
             out, err = p.communicate()
             running.remove(item)
             line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
-            reports[name] = (json.loads(line[0][7:]) if p.returncode == 0 and line
-                             else {"error": f"exit {p.returncode}: {err.strip()[-2000:]}"})
+            if p.returncode == 0 and line:
+                reports[name] = json.loads(line[0][7:])
+            elif p.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+                reports[name] = {"error": f"over its CPU limit: stopped by RLIMIT_CPU at {CHILD_CPU_S} s of CPU "
+                                          f"(signal {-p.returncode})"}
+            else:
+                reports[name] = {"error": f"exit {p.returncode}: {err.strip()[-2000:]}"}
         time.sleep(0.05)
     return expected, reports
 

@@ -3,7 +3,6 @@ every machine. (Tiny random model: quality is not the point here, the contract i
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +12,7 @@ import vlaecodec
 from vlaecodec import codec, container, lossy
 from vlaecodec.intnet import BinCode
 
-from conftest import synthetic_digits
+from conftest import run_limited, synthetic_digits
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +152,9 @@ def test_lossy_decode_is_identical_in_a_fresh_process_with_other_kernels(tiny, x
             "a = vlaecodec.decompress(open(sys.argv[1], 'rb').read()); "
             "print(hashlib.sha256(np.stack(a.images).tobytes()).hexdigest())")
     env = dict(os.environ, NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR", OPENBLAS_CORETYPE="Prescott")
-    r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, env=env, timeout=120)
+    # ~1-2 s of CPU: capped at 60 s; the wall-clock guard only catches a hang.
+    r = run_limited([sys.executable, "-c", code, str(f)], cpu_s=60, hang_guard_s=600,
+                    capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     import hashlib
     assert r.stdout.strip() == hashlib.sha256(np.stack(here).tobytes()).hexdigest()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_limited
+
 REPO = Path(__file__).resolve().parent.parent
 TOOL = REPO / "bench" / "arm64" / "transcript.py"
 
@@ -18,8 +20,10 @@ TOOL = REPO / "bench" / "arm64" / "transcript.py"
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "VLAECODEC_MODELS"}   # the shipped default model
     env["VLAECODEC_TRANSCRIPT_MC"] = "0"   # the Monte Carlo case takes minutes (tests/test_mcbb.py covers it)
-    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=300)
+    # record and replay use ~4.5 s of CPU each (measured): capped at 60 s; the
+    # wall-clock guard only catches a hang (they took ~30 s on a loaded 2-core machine).
+    return run_limited([sys.executable, str(TOOL), *args], cpu_s=60, hang_guard_s=600,
+                       capture_output=True, text=True, env=env, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
