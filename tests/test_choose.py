@@ -183,3 +183,17 @@ def test_binarized_fashion_mnist_splits(tmp_path):
     assert dynamic and np.array_equal(x8, train[:5]) and valid.shape == (10000, 28, 28)
     assert np.array_equal(valid, data.binarize_static(train[5:], 1)) and set(np.unique(valid)) == {0, 1}
     assert "binarized-fashion-mnist" in data.DATASETS and "binarized-fashion-mnist" in data.BINARY_DATASETS
+
+
+def test_screening_measures_only_the_close_models_on_the_whole_sample():
+    """Models far behind on the screening images keep that estimate; the best ones are
+    measured on the whole sample, and the choice is the one without screening."""
+    x = synthetic_digits(90, seed=12)
+    names = [TINY_NAME, TINY8, "vlae-mnist-v2", "vlae-mnist-v1"]
+    c = choose.choose(2, 28, lambda lv, name: x * (255 if lv == 256 else 1), len(x), names=names, screen=30)
+    full = choose.choose(2, 28, lambda lv, name: x * (255 if lv == 256 else 1), len(x), names=names, screen=0)
+    measured = {e.name: e.measured for e in c.estimates}
+    assert measured == {TINY_NAME: 30, TINY8: 30, "vlae-mnist-v2": 90, "vlae-mnist-v1": 90}
+    assert c.model.name == full.model.name
+    assert {e.name: e.bits for e in c.estimates if e.measured == 90} == \
+        {e.name: e.bits for e in full.estimates if e.name.startswith("vlae-mnist")}
