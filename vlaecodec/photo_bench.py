@@ -27,7 +27,7 @@ PEERS = [
     # label, encode command (in, out), decode command (in, out) or None, output suffix
     ("PNG (optipng -o2)", lambda i, o: ["optipng", "-quiet", "-o2", "-out", o, i], None, ".png"),
     ("WebP lossless (cwebp -lossless -z 9 -exact)", lambda i, o: ["cwebp", "-quiet", "-lossless", "-z", "9", "-exact", i, "-o", o],
-     lambda i, o: ["dwebp", "-quiet", i, "-pam", "-o", o], ".webp"),
+     lambda i, o: ["dwebp", "-quiet", i, "-ppm", "-o", o], ".webp"),
     ("JPEG 2000 lossless (opj_compress)", lambda i, o: ["opj_compress", "-i", i, "-o", o],
      lambda i, o: ["opj_decompress", "-i", i, "-o", o], ".j2k"),
     ("JPEG-XL lossless (cjxl -d 0 -e 7)", lambda i, o: ["cjxl", "-d", "0", "-e", "7", "--quiet", i, o],
@@ -35,7 +35,7 @@ PEERS = [
     ("JPEG-XL lossless (cjxl -d 0 -e 9)", lambda i, o: ["cjxl", "-d", "0", "-e", "9", "--quiet", i, o],
      lambda i, o: ["djxl", "--quiet", i, o], ".jxl"),
 ]
-DECODED_SUFFIX = {".webp": ".pam", ".j2k": ".png", ".jxl": ".png"}
+DECODED_SUFFIX = {".webp": ".ppm", ".j2k": ".png", ".jxl": ".png"}
 
 
 def _run(cmd: list[str]) -> float:
