@@ -76,6 +76,7 @@ class Schedule:
     pushes: dict = field(default_factory=dict)   # step -> groups of latent rows pushed after it
     final_pops: list = field(default_factory=list)
     direct_groups: list = field(default_factory=list)   # rows not coded: z = 0 (see encode)
+    groups: list = field(default_factory=list)   # every pushed group, in push-step order
 
     def pixels(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, cols) of the pixels decoded at wavefront step t, rows increasing."""
@@ -125,6 +126,7 @@ def schedule(H: int, W: int, h: int) -> Schedule:
             groups.append([r])
     for group in groups:
         s.pushes.setdefault(max(push_step[r] for r in group), []).append(group)
+    s.groups = [g for t in sorted(s.pushes) for g in s.pushes[t]]
     for r in final:
         if s.direct_groups and s.direct_groups[-1][-1] == r - 1:
             s.direct_groups[-1].append(r)
@@ -263,6 +265,22 @@ class PhotoStats:
     uncoded_rows: int = 0          # latent rows set to z = 0 instead of coded (the start-up rows)
 
 
+def _group_key(g: list[int]) -> tuple[int, int]:
+    return g[0], g[-1]
+
+
+def _enough_bits(stack: rans.Stack, tables: list[np.ndarray]) -> bool:
+    """Whether the stack holds comfortably more than a bits-back pop of these q(z|x) tables
+    takes back (their entropy). The encoder alone decides (floats are fine here: the choice
+    travels in the file as one bit per group); a pop from a short stack would draw z from
+    the zero words below its bottom, far out in q's tail, and wreck those pixels' rates."""
+    need = 0.0
+    for f in tables:
+        q = f[f > 0] / float(1 << PREC)
+        need -= float(np.sum(q * np.log2(q)))
+    return stack.content_bits() >= 1.25 * need + 64 * stack.lanes
+
+
 def _step_params(net: IntPhotoVLAE, vpad: np.ndarray, rows: _Rows, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
     """Head outputs of the pixels of one wavefront, from their causal windows and z
     features: the one path both sides take (so they compute the same integers)."""
@@ -303,13 +321,22 @@ def encode(net: IntPhotoVLAE, x: np.ndarray) -> tuple[np.ndarray, PhotoStats]:
     hz, wz = hp // STRIDE, wp // STRIDE
     lat = _Latents(net, hz, wz)
     rows = _Rows(net, lat, hp)
-    stack = rans.Stack(lanes_for(H, W, h))
+    stack = rans.Stack(lanes_for(H, W, h), rotate=True)
     stats = PhotoStats()
     # float32 holds the inputs (2x - 255) * 2**12 exactly (|v| < 2**20): a quarter of x's float64
     vpad = np.pad(pixel_input(xp).astype(np.float32), ((h, 0), (h, h), (0, 0)))
 
+    skipped: set[tuple[int, int]] = set()
+    direct_rows: set[int] = set()
+
     def pop_q(group: list[int]) -> None:
         tables = _posterior_group(net, xp, group)
+        if not _enough_bits(stack, tables):      # too early for bits-back: not coded
+            skipped.add(_group_key(group))
+            direct_rows.update(group)
+            _set_zero(lat, group)
+            stats.uncoded_rows += len(group)
+            return
         for r, freqs in zip(reversed(group), reversed(tables)):
             lat.k[r] = _pop_table(stack, freqs).reshape(wz, net.cz)
             lat.known[r] = True
@@ -344,9 +371,14 @@ def encode(net: IntPhotoVLAE, x: np.ndarray) -> tuple[np.ndarray, PhotoStats]:
             pop_q(g)
         push_pixels(t)
         for r in reversed(sch.pops.get(t, [])):
-            push_prior(r)
+            if r not in direct_rows:
+                push_prior(r)
         if t % (h + 1) == 0:          # bands below the wavefront are done
             rows.drop_above(t // (h + 1) // BAND + 1)
+    # Which groups were not coded, one bit each, last on the stack: the decoder's first pop.
+    if sch.groups:
+        mask = np.array([_group_key(g) in skipped for g in sch.groups], np.int64)
+        stack.push(mask, np.ones_like(mask), 1)
     words = stack.to_words()
     stats.bits = 32 * len(words)
     return words, stats
@@ -360,7 +392,7 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
     hz, wz = hp // STRIDE, wp // STRIDE
     lat = _Latents(net, hz, wz)
     rows = _Rows(net, lat, hp)
-    stack = rans.Stack.from_words(words, lanes_for(H, W, h))
+    stack = rans.Stack.from_words(words, lanes_for(H, W, h), rotate=True)
     x = np.zeros((hp, wp, C), np.uint8)
     vpad = np.zeros((hp + h, wp + 2 * h, C), np.float32)   # exact, as in encode
 
@@ -370,8 +402,19 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
 
     for g in sch.direct_groups:
         _set_zero(lat, g)
+    skipped: set[tuple[int, int]] = set()
+    direct_rows: set[int] = set()
+    if sch.groups:
+        mask = stack.pop(len(sch.groups), 1, lambda cf, sl: (cf, cf, np.ones_like(cf)))
+        for g, m in zip(sch.groups, mask):
+            if m:
+                skipped.add(_group_key(g))
+                direct_rows.update(g)
+                _set_zero(lat, g)
 
     def push_q(group: list[int]) -> None:
+        if _group_key(group) in skipped:
+            return
         for r, freqs in zip(group, _posterior_group(net, x, group)):
             _push_table(stack, freqs, lat.k[r].ravel())
 
@@ -396,7 +439,8 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
 
     for t in range(sch.steps):
         for r in sch.pops.get(t, []):
-            pop_prior(r)
+            if r not in direct_rows:
+                pop_prior(r)
         pop_pixels(t)
         for g in sch.pushes.get(t, []):
             push_q(g)

@@ -25,6 +25,12 @@ tiny loss of integer division): the code length of the symbol.
 
 Lanes and order
 ---------------
+Rotating stacks (``rotate=True``, what the photo coder uses) assign symbol i of a call to
+lane ``(pos + i) % L`` instead, where pos counts the symbols pushed and not popped: a run
+of short calls (the few pixels of an image's last wavefronts, coded first) then fills
+every lane, not just the first few, so a bits-back pop soon after finds bits in each lane
+instead of an empty head. Everything below holds with that lane map.
+
 Symbol i of a call uses lane ``i % L``. A call with n > L symbols works in chunks of L;
 ``push`` does the chunks last to first and ``pop`` first to last, so ``pop(n)`` returns
 the symbols of ``push`` of the same n in the same order (a stack of calls: pop the calls
@@ -48,7 +54,7 @@ Serialization and its overhead
 ------------------------------
 ``to_words``: ``[tail bottom..top] + [lo_0, hi_0, ..., lo_{m-1}, hi_{m-1}] + [m]``, where
 m is one more than the last lane not at 2**32 (lanes at or beyond m are empty and cost
-nothing). So the size is ``32 * (tail + 2m + 1)`` bits: one count word, and 64 bits per
+nothing); a rotating stack keeps its lane position in the count word's high 16 bits. So the size is ``32 * (tail + 2m + 1)`` bits: one count word, and 64 bits per
 used lane, of which ``log2(h) - 32`` bits are information; the overhead per used lane is
 ``96 - log2(h)``, between 32 and 64 bits (about 48 on average for a long message).
 """
@@ -62,6 +68,7 @@ HEAD_MIN = 1 << 32          # a head lies in [2**32, 2**64); exactly 2**32 is an
 WORD_BITS = 32
 MAX_PREC = 32
 MAX_LANES = 1 << 20
+ROTATE_MAX_LANES = 1 << 16  # a rotating stack's lane position shares the count word
 
 _LOW = np.uint64(0xFFFFFFFF)
 _WORD = np.uint64(WORD_BITS)
@@ -99,10 +106,14 @@ class Stack:
     (True, 32)
     """
 
-    def __init__(self, lanes: int):
+    def __init__(self, lanes: int, rotate: bool = False):
         if not isinstance(lanes, (int, np.integer)) or not 1 <= lanes <= MAX_LANES:
             raise ValueError(f"lanes must be an integer in 1..{MAX_LANES}, not {lanes!r}")
+        if rotate and lanes > ROTATE_MAX_LANES:
+            raise ValueError(f"a rotating stack has at most {ROTATE_MAX_LANES} lanes")
         self.lanes = int(lanes)
+        self.rotate = bool(rotate)
+        self._pos = 0               # rotating stacks: the lane of the next pushed symbol
         self.head = np.full(self.lanes, HEAD_MIN, dtype=np.uint64)
         self._tail = np.zeros(256, dtype=np.uint32)
         self._size = 0
@@ -138,6 +149,14 @@ class Stack:
 
     # ------------------------------------------------ push and pop (mirrors)
 
+    def _lanes(self, a: int, b: int):
+        """The lanes of symbols a .. b-1 of a call (b - a <= L): lanes 0 .. b-a-1, or on a
+        rotating stack lanes pos + a .. pos + b - 1 (mod L), pos counting every symbol
+        pushed and not yet popped, so short calls still spread over all lanes."""
+        if not self.rotate:
+            return slice(0, b - a)
+        return (self._pos + np.arange(a, b)) % self.lanes
+
     def push(self, start, freq, prec: int) -> None:
         """Push n symbols, symbol i the interval [start[i], start[i] + freq[i]) of 2**prec
         (1 <= freq, start + freq <= 2**prec), onto lanes i % L."""
@@ -155,7 +174,8 @@ class Stack:
         L = self.lanes
         for a in range((n - 1) // L * L, -1, -L):        # chunks last to first
             b = min(a + L, n)
-            h, fc = self.head[:b - a], f[a:b]
+            lanes = self._lanes(a, b)
+            h, fc = self.head[lanes], f[a:b]
             over = (h >> emit_shift) >= fc                 # h >= f * 2**(64-p), without overflow
             if over.any():
                 self._put((h[over] & _LOW).astype(np.uint32))
@@ -165,6 +185,8 @@ class Stack:
             h += s[a:b]
             q <<= p
             h += q
+            self.head[lanes] = h
+        self._pos = (self._pos + n) % L
 
     def pop(self, n: int, prec: int, find: Find) -> np.ndarray:
         """Pop n symbols (the mirror of ``push``): per chunk, ``find(cf, sl)`` maps the
@@ -176,10 +198,12 @@ class Stack:
             raise ValueError("n must be >= 0")
         mask, p = np.uint64((1 << prec) - 1), np.uint64(prec)
         L = self.lanes
+        self._pos = (self._pos - n) % L
         out = None
         for a in range(0, n, L):                          # chunks first to last
             b = min(a + L, n)
-            h = self.head[:b - a]
+            lanes = self._lanes(a, b)
+            h = self.head[lanes]
             cf = (h & mask).astype(np.int64)
             sym, start, freq = find(cf, slice(a, b))
             start, freq = np.asarray(start, dtype=np.int64), np.asarray(freq, dtype=np.int64)
@@ -193,7 +217,7 @@ class Stack:
             k = int(np.count_nonzero(under))
             if k:
                 g[under] = (g[under] << _WORD) | self._take(k)
-            h[...] = g
+            self.head[lanes] = g
             sym = np.asarray(sym)
             if out is None:
                 out = np.empty(n, dtype=sym.dtype)
@@ -215,11 +239,11 @@ class Stack:
         h = self.head[:m]
         out[self._size:-1:2] = h & _LOW
         out[self._size + 1:-1:2] = h >> _WORD
-        out[-1] = m
+        out[-1] = m | (self._pos << 16 if self.rotate else 0)
         return out
 
     @classmethod
-    def from_words(cls, words, lanes: int) -> "Stack":
+    def from_words(cls, words, lanes: int, rotate: bool = False) -> "Stack":
         """The inverse of ``to_words`` (``lanes`` as when written); ValueError on words no
         stack can have written."""
         w = np.asarray(words)
@@ -229,8 +253,12 @@ class Stack:
             if w.min() < 0 or w.max() > 0xFFFFFFFF:
                 raise ValueError("stack words must be 32-bit")
             w = w.astype(np.uint32)
-        st = cls(lanes)
+        st = cls(lanes, rotate)
         m = int(w[-1])
+        if rotate:
+            m, st._pos = m & 0xFFFF, m >> 16
+            if st._pos >= st.lanes:
+                raise ValueError("stack words: lane position out of range")
         if m > st.lanes or 2 * m + 1 > len(w):
             raise ValueError("stack words: lane count out of range")
         size = len(w) - 1 - 2 * m
@@ -256,7 +284,8 @@ class Stack:
         return WORD_BITS * self._size + float(np.sum(np.log2(self.head.astype(np.float64)) - WORD_BITS))
 
     def copy(self) -> "Stack":
-        st = Stack(self.lanes)
+        st = Stack(self.lanes, self.rotate)
+        st._pos = self._pos
         st.head[:] = self.head
         st._tail = self._tail[:max(self._size, 1)].copy()
         st._size = self._size
