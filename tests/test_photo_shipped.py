@@ -32,8 +32,36 @@ def test_shipped_photo_model_codes_its_sample(manifest):
     torch = pytest.importorskip("torch")
     from vlaecodec.photo_bench import _float_elbo_bits
     bound = _float_elbo_bits(x) / x.size
-    # a 128x96 crop pays its uncoded start-up rows and rANS lanes on few pixels
-    assert bound <= real <= 1.15 * bound, (real, bound)
+    # a 128x96 crop pays its rANS lanes on few pixels (measured 1.029x gray, 1.014x RGB;
+    # 1.10x and more when the encoder popped latents from a nearly empty stack)
+    assert bound <= real <= 1.05 * bound, (real, bound)
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+def test_bits_back_never_pops_from_an_empty_stack(manifest, monkeypatch):
+    """Every latent the encoder pops from q(z|x) is a real draw: a pop that ran out of bits
+    reads the zero words below the stack and lands in the grid's first cell (z = -10),
+    which no posterior of these models reaches (the bug this guards against made 8% of
+    a photo's latents that, and cost 13% of its size)."""
+    m = json.loads(manifest.read_text())
+    pm = next(p for p in anysize.photo_models(m["mode"]) if p.name == m["name"])
+    x = np.asarray(Image.open(SAMPLES[m["mode"]]))
+    # 384x256: several groups of latent rows, the lowest popped by the encoder early on
+    x3 = np.tile(np.concatenate([x, x[::-1]], axis=0), (2, 2) + (1,) * (x.ndim - 2))
+    x3 = x3 if x3.ndim == 3 else x3[..., None]
+    popped = []
+    real_pop = photo_codec._pop_table
+
+    def spy(stack, freqs):
+        k = real_pop(stack, freqs)
+        popped.append(k)
+        return k
+    monkeypatch.setattr(photo_codec, "_pop_table", spy)
+    words, stats = photo_codec.encode(pm.net, x3)
+    assert popped, "no latent row was coded by bits-back"
+    assert min(int(k.min()) for k in popped) > 0
+    monkeypatch.undo()
+    assert np.array_equal(photo_codec.decode(pm.net, words, *x3.shape[:2]), x3)
 
 
 def test_photo_models_are_shipped_for_both_kinds():
