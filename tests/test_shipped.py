@@ -184,18 +184,10 @@ def test_manifest_test_set_elbo_recomputes(name, monkeypatch):
     assert r["kl_nats"] == pytest.approx(m["metrics"]["test_kl_nats"], rel=1e-5)
 
 
-# Manifests whose file size an older codec wrote. Measured with this codec on the
-# 10,000 test digits: vlae-mnist-v1 148,929 bytes (manifest 148,717), vlae-mnist-
-# factorized-v1 150,555 (manifest 150,577). Strict: once a manifest is refreshed, its
-# case passes and the entry here must go.
-STALE_FILE_BYTES = {"vlae-mnist-v1", "vlae-mnist-factorized-v1"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="manifest's file size written by an older codec"))
-    if n in STALE_FILE_BYTES else n
-    for n in sorted(m["name"] for m in SHIPPED if m["config"]["pixel_levels"] == 2)])
+@pytest.mark.parametrize("name", sorted(m["name"] for m in SHIPPED if m["config"]["pixel_levels"] == 2))
 def test_manifest_test_set_file_size_recomputes(name, monkeypatch):
     """The chained file of the whole test split is exactly the size the manifest says
     (integer coding: the same bytes on every machine). Binary models only: an 8-bit
