@@ -63,7 +63,10 @@ def test_photo_models_take_part_and_decode(photo_models):
     imgs = _images()[:3]
     blob, records = anysize.compress(imgs, MODES[:3])
     assert all(set(r.tried) >= {"PNG", "WebP lossless"} for r in records)
-    assert "photo-tiny-gray" in records[0].tried and "photo-tiny-rgb" in records[1].tried
+    # each model was coded, or skipped because its estimate was far above PNG/WebP
+    for r, name in zip(records[:2], ["photo-tiny-gray", "photo-tiny-rgb"]):
+        assert name in r.estimates
+        assert (name in r.tried) == (r.estimates[name] <= anysize.SKIP_MARGIN * min(r.tried.values()))
     out, _ = anysize.decompress(blob)
     for a, b in zip(imgs, out):
         assert np.array_equal(a, b)
@@ -72,6 +75,19 @@ def test_photo_models_take_part_and_decode(photo_models):
     assert records[0].coder == anysize.CODER_MODEL
     assert np.array_equal(anysize.decompress(blob)[0][0], imgs[1])
     assert "coder photo-tiny-rgb" in anysize.describe(blob)[0]
+
+
+def test_model_estimate_tracks_its_coded_size(photo_models, monkeypatch):
+    """The estimate that decides whether a model is tried is near the real size (an
+    eighth of the rows, scaled), and with the margin lifted the model is always coded."""
+    monkeypatch.setattr(anysize, "SKIP_MARGIN", 1e9)
+    rng = np.random.default_rng(4)
+    smooth = np.cumsum(rng.integers(-2, 3, size=(130, 90, 3)), axis=1) + 128
+    img = np.clip(smooth, 0, 255).astype(np.uint8)
+    blob, records = anysize.compress([img], ["RGB"])
+    r = records[0]
+    assert "photo-tiny-rgb" in r.tried
+    assert 0.8 < r.estimates["photo-tiny-rgb"] / r.tried["photo-tiny-rgb"] < 1.25
 
 
 def test_every_damaged_byte_is_an_error_or_the_same_pixels():

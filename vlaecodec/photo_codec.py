@@ -449,3 +449,35 @@ def decode(net: IntPhotoVLAE, words: np.ndarray, H: int, W: int) -> np.ndarray:
     # (the final groups were coded directly: nothing to push back)
     return x[:H, :W]
 
+
+
+# ---------------------------------------------------------------- a quick estimate
+
+ESTIMATE_BAND = 8          # pixel rows measured per ESTIMATE_EVERY rows
+ESTIMATE_EVERY = 64
+
+
+def estimate_bits(net: IntPhotoVLAE, x: np.ndarray) -> float:
+    """About how many bits ``encode`` would write for x (H, W, C), from the integer
+    model's code length on one band of ESTIMATE_BAND rows in every ESTIMATE_EVERY (an
+    eighth of the pixels, one parallel pass each, z = 0: these models' latents carry
+    almost nothing), scaled to the whole image. For the encoder's choice of coder only
+    (``anysize.choose`` skips a model that is clearly beaten): floats are fine here, the
+    choice travels in the file."""
+    H, W, C = x.shape
+    h = net.h
+    zf = net.zfeatures(np.zeros((5, 5, net.cz)))[16:24, 16:24].mean((0, 1))   # away from the borders
+    bits, n = 0.0, 0
+    for r0 in range(0, H, ESTIMATE_EVERY):
+        a, e = max(0, r0 - h), min(H, r0 + ESTIMATE_BAND)
+        crop = x[a:e]
+        p = net.pixel_params(crop, np.broadcast_to(zf, crop.shape[:2] + zf.shape))[r0 - a:]
+        p = p.reshape(-1, p.shape[-1])
+        vals = crop[r0 - a:].reshape(-1, C).astype(np.int64)
+        prev: list[np.ndarray] = []
+        for c in range(C):
+            _, freq = mixture.start_freq(vals[:, c], *_channel_tables(net, p, c, prev))
+            bits -= float(np.log2(freq / float(1 << PREC)).sum())
+            prev = prev + [2 * vals[:, c] - 255]
+        n += len(vals)
+    return bits * (H * W) / max(n, 1) + 32 * (2 * lanes_for(H, W, h) + 1)
