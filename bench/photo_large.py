@@ -1,7 +1,7 @@
 """One large photo through the CLI: wall time and peak memory (``/usr/bin/time -v``) of
 ``vlaecodec compress`` and ``decompress``, and a check that the pixels come back.
 
-    python bench/photo_large.py PHOTO.png [--out bench/results/photo-large.md]
+    python bench/photo_large.py PHOTO.png [--coder model] [--out bench/results/photo-large.md]
 
 (The issue's bar: a 2560x1600 RGB photo within 1.5 GB each way, >= 30 thousand
 pixels/s.) Needs GNU time (Debian: apt-get install time).
@@ -34,19 +34,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("photo")
     p.add_argument("--out")
+    p.add_argument("--coder", default="auto", help="passed to compress (auto: the encoder's choice; "
+                   "model: the photo model, forced)")
     a = p.parse_args()
     x = np.asarray(Image.open(a.photo))
     px = x.shape[0] * x.shape[1]
     cli = [sys.executable, "-m", "vlaecodec"]
     with tempfile.TemporaryDirectory() as tmp:
         f, back = os.path.join(tmp, "p.vlae"), os.path.join(tmp, "back.png")
-        te, me = timed(cli + ["compress", a.photo, "-o", f, "-q"])
+        te, me = timed(cli + ["compress", a.photo, "-o", f, "-q", "--coder", a.coder])
         td, md = timed(cli + ["decompress", f, "-o", back, "-q"])
         same = np.array_equal(np.asarray(Image.open(back)), x)
         size = os.path.getsize(f)
         info = subprocess.run(cli + ["info", f, "--no-elbo"], capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
-    lines = [f"### One large photo through the CLI (`python bench/photo_large.py {Path(a.photo).name}`)", "",
+    coder = "" if a.coder == "auto" else f" --coder {a.coder}"
+    lines = [f"### One large photo through the CLI (`python bench/photo_large.py {Path(a.photo).name}{coder}`)", "",
              f"{x.shape[1]}x{x.shape[0]} {'RGB' if x.ndim == 3 else 'gray'}, {px:,} pixels; lossless: {same}; "
              f"{size:,} bytes ({8 * size / x.size:.4f} bits/sub-pixel); {info}", "",
              "| | wall s | pixels/s | peak memory (MB) |", "|---|---|---|---|",

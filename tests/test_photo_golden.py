@@ -1,0 +1,27 @@
+"""Golden photo files: .vlae files the shipped photo models wrote (tests/golden/photos/,
+with `vlaecodec compress samples/photos/X.png -o F --coder model`) must decode, forever,
+to the committed sample photos. A change to the photo coder, the rANS stack, the integer
+mixture CDF or the container that would strand users' photo files fails here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vlaecodec import anysize
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = {"photo-rgb-v1-ladybird.vlae": "ladybird-128x96.png",
+          "photo-gray-v1-coins.vlae": "coins-128x96-gray.png"}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_golden_photo_file_decodes_to_the_sample(name):
+    data = (ROOT / "tests/golden/photos" / name).read_bytes()
+    images, records = anysize.decompress(data)
+    want = np.asarray(Image.open(ROOT / "samples/photos" / GOLDEN[name]))
+    assert len(images) == 1 and records[0].coder == anysize.CODER_MODEL
+    assert records[0].model.name == name.rsplit("-", 1)[0]
+    assert np.array_equal(images[0], want)
