@@ -67,3 +67,12 @@ def test_bits_back_never_pops_from_an_empty_stack(manifest, monkeypatch):
 def test_photo_models_are_shipped_for_both_kinds():
     modes = {json.loads(m.read_text())["mode"] for m in MANIFESTS}
     assert modes == {"RGB", "L"}
+
+
+def test_one_current_photo_model_per_kind():
+    """Retired models still decode their files, but each kind has exactly one model that
+    new images are tried with (two would double the encode time)."""
+    for mode in ("RGB", "L"):
+        current = anysize.photo_models(mode, retired=False)
+        assert len(current) == 1, [p.name for p in current]
+        assert len(anysize.photo_models(mode)) >= 1

@@ -139,12 +139,14 @@ class PhotoModel:
         return x if self.mode == "RGB" else x[..., 0]
 
 
-def photo_models(mode: str | None = None) -> list[PhotoModel]:
-    """Installed any-size models (manifests with architecture "photo-vlae")."""
+def photo_models(mode: str | None = None, *, retired: bool = True) -> list[PhotoModel]:
+    """Installed any-size models (manifests with architecture "photo-vlae"). A manifest
+    with ``"retired": true`` (a model a newer one replaced) still decodes its files but
+    is not tried on new images: ``retired=False`` leaves it out."""
     from .zoo import list_manifests
     out = []
     for m in list_manifests("photo-vlae"):
-        if mode is None or m.get("mode") == mode:
+        if (mode is None or m.get("mode") == mode) and (retired or not m.get("retired")):
             out.append(_load_photo(m))
     return out
 
@@ -220,7 +222,7 @@ def choose(pixels: np.ndarray, mode: str, *, coders: Sequence[str] | None = None
     classical = min((len(v[1]) for v in tried.values()), default=None)
     estimates: dict[str, int] = {}
     if mode != "1":
-        for pm in photo_models(mode):
+        for pm in photo_models(mode, retired=want is not None and "model" not in want):
             if want is None or pm.name in want or "model" in want:
                 # Coding with a model takes seconds per megapixel: skip it when a quick
                 # estimate (an eighth of the rows) says the classical file is clearly smaller.

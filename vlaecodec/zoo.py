@@ -244,13 +244,13 @@ def model_table() -> list[tuple[str, ...]]:
         size, pixel_levels = cfg.get("image_size", "?"), cfg.get("pixel_levels", 2)
         rows.append((m["name"], str(m.get("sha256", ""))[:12], f"{size}x{size} {kind(pixel_levels)}", prior,
                      field_, elbo, lossy, "*" if DEFAULT_MODELS.get(pixel_levels) == m["name"] else ""))
-    for m in list_manifests("photo-vlae"):   # any-size models: tried on every photo of their mode
+    for m in list_manifests("photo-vlae"):   # any-size models: tried on every photo of their mode (unless retired)
         cfg = m.get("config") or {}
         bpd = (m.get("metrics") or {}).get("valid_neg_elbo_bpd")
         elbo = f"{bpd:.4f} bits/sub-pixel (validation photos)" if isinstance(bpd, (int, float)) else "-"
         what = "any size RGB" if m.get("mode") == "RGB" else "any size 8-bit gray"
         rows.append((m["name"], str(m.get("sha256", ""))[:12], what, "row above",
-                     f"{cfg.get('horizon', '?')} rows", elbo, "none", "*"))
+                     f"{cfg.get('horizon', '?')} rows", elbo, "none", "" if m.get("retired") else "*"))
     return rows
 
 
