@@ -81,7 +81,7 @@ def anysize_elbo_lines(data: bytes) -> Iterator[str]:
     parsed = anysize.parse(data)
     for i, (r, c) in enumerate(zip(parsed.records, parsed.crcs)):
         px = anysize.decode_record(r, c)
-        if r.mode == "1":
+        if r.mode in anysize.BINARY:
             continue
         bits = _float_elbo_bits(px)
         label = r.name or f"image {i}"

@@ -453,8 +453,9 @@ def _compress_any_size(items, pictures: Sequence[Picture], output: str, model: s
         if p.color and p.rgb is None:
             raise ImageError(f"{p.where}: image is mode {p.color} (transparency, 16-bit or CMYK); vlaecodec "
                              "codes 8-bit grayscale and RGB images (and binary ones): convert it to RGB or L")
-        mode = "RGB" if p.rgb is not None else "1" if p.mode == "1" else "L"
-        pixels.append(p.rgb if p.rgb is not None else (p.gray == 255).astype(np.uint8) if mode == "1" else p.gray)
+        mode = "RGB" if p.rgb is not None else p.mode if p.mode in BINARY_MODES else "L"
+        pixels.append(p.rgb if p.rgb is not None else (p.gray == 255).astype(np.uint8) if mode in BINARY_MODES
+                      else p.gray)
         modes.append(mode)
         h, w = p.gray.shape
         if not (1 <= h <= anysize.MAX_SIDE and 1 <= w <= anysize.MAX_SIDE and h * w <= anysize.MAX_PIXELS):

@@ -1,0 +1,294 @@
+"""Binary (1-bit) images of any size: an adaptive context model on the rANS stack.
+
+Documents, scans and line art are mostly paper with a little ink, and what a pixel is
+depends on its neighbours: the bi-level coders JBIG1 (ITU-T T.82) and JBIG2's generic
+region (T.88) code each pixel with an adaptive binary model chosen by a template of
+already coded neighbours. This module does the same with numpy, but codes a whole
+*wavefront* of pixels at once (as ``photo_codec`` does), so the decoder's Python loop
+runs once per wavefront step rather than once per pixel.
+
+Order. With horizon ``HORIZON`` = h, pixel (i, j) is coded at step t = (h+1) i + j; every
+pixel of a step is coded together. A template pixel (i + dy, j + dx) is known at step t
+when (h+1) dy + dx < 0: the current row up to j-1, the row above up to j+h, two rows
+above up to j+2h+1. Pixels outside the image read 0 (paper).
+
+Model. Every pixel has a large context (the ``TEMPLATE`` pixels as bits, 16 of them) and a
+small one (the first ``SMALL`` of those bits). Each context holds integer counts (c0, c1),
+``INC`` per pixel seen. The small context gives
+    fs = ((s1 + A_SMALL) << PREC) // (s0 + s1 + 2 A_SMALL)
+and the large one uses that as its prior, ``A_LARGE`` counts strong:
+    f1 = ((l1 << PREC) + A_LARGE * fs) // (l0 + l1 + A_LARGE),  clamped to [1, 2**PREC - 1],
+so a young large context follows the small one and an old one its own counts. After a
+step, both sides add that step's pixels to the counts (``np.add.at``: the pixels of a
+step all see the counts as of the step's start) and halve a context's counts
+(rounding up) when their sum passes ``LIMIT``, which keeps the model adaptive.
+p(1) = f1 / 2**PREC; the symbol 0 is the interval [0, 2**PREC - f1), 1 the rest.
+
+Why it is exact. Contexts are bit patterns, counts are integers, and f1 is integer
+shifts, sums and floor division in int64 (counts stay below 2**31, so no product
+overflows), computed by the one function ``_Model.freqs`` on both sides from the same
+counts; the rANS stack (``rans.py``) is exact integer arithmetic too. No float decides a
+bit, so a file decodes the same on every machine.
+
+Order of coding. The decoder pops steps first to last; the encoder must push them last to
+first, yet its counts must evolve in decoder order. So it first runs the model forward
+over all steps, reading contexts with the decoder's own code (``_Canvas``) and storing
+each pixel's f1 and value (5 bytes a pixel), then pushes the steps in reverse.
+
+Payload: ``VARIANT`` (1 byte) then the stack's words (``rans.Stack.to_words``, little-
+endian uint32; ``lanes`` as ``lanes_for(H, W)``, a rotating stack). The image size is
+the container's. Decoding checks that every word was used.
+
+>>> import numpy as np
+>>> x = (np.random.default_rng(0).random((9, 13)) < 0.2).astype(np.uint8)
+>>> bool(np.array_equal(decode(encode(x), 9, 13), x))
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import rans
+
+VARIANT = 0             # first payload byte: the model below (a later one may add others)
+HORIZON = 3             # wavefront: pixel (i, j) at step (h+1) i + j
+# JBIG2's generic template 0 with its default adaptive pixels (16 pixels) ...
+_JBIG2 = ((0, -1), (-1, 0), (0, -2), (-1, -1), (-1, 1), (-2, 0), (0, -3), (-1, -2),
+          (-1, 2), (-2, -1), (-2, 1), (0, -4), (-1, 3), (-1, -3), (-2, 2), (-2, -2))
+
+
+def _ring(n: int, h: int = HORIZON, first=_JBIG2) -> tuple:
+    """``first``, then the nearest causal pixels not in it (by squared distance, then
+    row, then column), n in all."""
+    cand = [(dy, dx) for dy in range(-12, 1) for dx in range(-12, 13)
+            if (h + 1) * dy + dx < 0 and (dy, dx) not in first]
+    cand.sort(key=lambda p: (p[0] ** 2 + p[1] ** 2, p[0], p[1]))
+    return tuple(first) + tuple(cand[:n - len(first)])
+
+
+TEMPLATE = _ring(60)    # ... then 44 more, nearest first: 60 pixels, the widest context
+LEVELS = (10, 16, 32, 60)   # each level's context: the first k template pixels
+STRENGTH = (8, 8, 8)    # how many counts the lower level's estimate is worth to levels 1..
+PREC = 16               # p(1) in units of 2**-PREC
+INC = 2                 # counts added per pixel seen
+A0 = 1                  # prior of a level-0 context: A0 counts each way (KT: INC / 2)
+LIMIT = 1 << 12         # halve a context's counts when their sum passes this
+DIRECT_BITS = 16        # levels up to this many pixels index their table directly ...
+HASH_BITS = 22          # ... wider ones through a multiplicative hash of this many bits
+_MULT = np.uint64(0x9E3779B97F4A7C15)
+LANES = 32              # most rANS lanes (each used lane costs 32 to 64 bits)
+
+
+class BilevelError(ValueError):
+    """A payload that this decoder cannot have written (damaged or truncated)."""
+
+
+def lanes_for(H: int, W: int, h: int = HORIZON) -> int:
+    """rANS lanes: one per 2**15 pixels (each used lane costs 32 to 64 bits, which a small
+    image feels), at most LANES, and no more than a wavefront has pixels."""
+    return max(1, min(LANES, (H * W) >> 15, H, (W + h) // (h + 1)))
+
+
+def steps(H: int, W: int, h: int = HORIZON) -> int:
+    return W + (h + 1) * (H - 1)
+
+
+def step_pixels(t: int, H: int, W: int, h: int = HORIZON) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the pixels coded at step t, rows increasing (``photo_codec.Schedule``)."""
+    lo = max(0, -(-(t - W + 1) // (h + 1)))
+    hi = min(H - 1, t // (h + 1))
+    i = np.arange(lo, hi + 1)
+    return i, t - (h + 1) * i
+
+
+class _Model:
+    """Counts of every level's contexts, and the frequencies they give."""
+
+    def __init__(self, template=TEMPLATE, levels=LEVELS, strength=STRENGTH, prec=PREC, inc=INC,
+                 a0=A0, limit=LIMIT, h=HORIZON, direct_bits=DIRECT_BITS, hash_bits=HASH_BITS):
+        for dy, dx in template:
+            if not (dy <= 0 and (h + 1) * dy + dx < 0):
+                raise ValueError(f"template pixel {(dy, dx)} is not known before its pixel")
+        if not (len(template) <= 62 and list(levels) == sorted(levels) and levels[-1] == len(template)
+                and len(strength) == len(levels) - 1 and levels[0] <= direct_bits):
+            raise ValueError("levels: increasing prefixes of a template of at most 62 pixels")
+        self.template, self.levels, self.strength = tuple(template), tuple(levels), tuple(strength)
+        self.prec, self.inc, self.a0, self.limit, self.h = prec, inc, a0, limit, h
+        self.direct_bits, self.hash_bits = direct_bits, hash_bits
+        self.n = [np.zeros(2 << min(k, hash_bits if k > direct_bits else k), dtype=np.int32)
+                  for k in levels]
+
+    def index(self, ctx: np.ndarray) -> list[np.ndarray]:
+        """Each level's table index (times 2) of pixels with full contexts ``ctx`` (int64)."""
+        out = []
+        for k in self.levels:
+            c = ctx & np.int64((1 << k) - 1) if k < 63 else ctx
+            if k > self.direct_bits:
+                c = ((c.astype(np.uint64) * _MULT) >> np.uint64(64 - self.hash_bits)).astype(np.int64)
+            out.append(2 * c)
+        return out
+
+    def freqs(self, idx: list[np.ndarray]) -> np.ndarray:
+        """f1 (int64, in [1, 2**prec - 1]) from the levels' indices."""
+        c = idx[0]
+        n0, n1 = self.n[0][c].astype(np.int64), self.n[0][c + 1].astype(np.int64)
+        f = ((n1 + self.a0) << self.prec) // (n0 + n1 + 2 * self.a0)
+        for n, c, a in zip(self.n[1:], idx[1:], self.strength):
+            n0, n1 = n[c].astype(np.int64), n[c + 1].astype(np.int64)
+            f = ((n1 << self.prec) + a * f) // (n0 + n1 + a)
+        return np.clip(f, 1, (1 << self.prec) - 1)
+
+    def update(self, idx: list[np.ndarray], bits: np.ndarray) -> None:
+        """Add pixels (indices, values) to the counts; halve contexts over the limit."""
+        b = bits.astype(np.int64)
+        for n, c in zip(self.n, idx):
+            np.add.at(n, c + b, self.inc)
+            tot = n[c] + n[c + 1]
+            over = tot > self.limit
+            if over.any():
+                k = c[over]
+                n[k] = (n[k] + 1) >> 1
+                n[k + 1] = (n[k + 1] + 1) >> 1
+
+
+def _pads(template) -> tuple[int, int, int]:
+    top = max(-dy for dy, _ in template)
+    left = max(max(-dx for _, dx in template), 0)
+    right = max(max(dx for _, dx in template), 0)
+    return top, left, right
+
+
+class _Canvas:
+    """The image with a margin of paper (0) around it, flat, and the wavefront steps over
+    it: both sides read contexts from here, the decoder writing each step's pixels as it
+    goes. A context is the template pixels as bits, bit k = template pixel k."""
+
+    def __init__(self, H: int, W: int, template, h: int):
+        self.H, self.W, self.h = H, W, h
+        self.top, self.left, right = _pads(template)
+        self.Wp = W + self.left + right
+        self.img = np.zeros((H + self.top) * self.Wp, dtype=np.uint8)
+        self.offs = np.array([dy * self.Wp + dx for dy, dx in template], dtype=np.int64)
+        rows = np.arange(H, dtype=np.int64)
+        self.row_base = (rows + self.top) * self.Wp + self.left - (h + 1) * rows
+
+    def view(self) -> np.ndarray:
+        """The image part (H, W) of the canvas (a view)."""
+        return self.img.reshape(self.H + self.top, self.Wp)[self.top:, self.left:self.left + self.W]
+
+    def steps(self):
+        """Each step's flat canvas indices of its pixels (rows increasing), first to last."""
+        H, W, h = self.H, self.W, self.h
+        for t in range(steps(H, W, h)):
+            lo = max(0, -(-(t - W + 1) // (h + 1)))
+            hi = min(H - 1, t // (h + 1))
+            yield self.row_base[lo:hi + 1] + t          # (i, t - (h+1) i) for i = lo .. hi
+
+    def contexts(self, base: np.ndarray) -> np.ndarray:
+        g = self.img[base[:, None] + self.offs]                       # (n, pixels) of 0/1
+        packed = np.packbits(g, axis=1, bitorder="little")            # bit k = column k
+        if packed.shape[1] < 8:
+            packed = np.pad(packed, ((0, 0), (0, 8 - packed.shape[1])))
+        return np.ascontiguousarray(packed).view("<u8")[:, 0].astype(np.int64)
+
+
+def contexts(bits: np.ndarray, template=TEMPLATE) -> np.ndarray:
+    """Every pixel's context (int64, bit k = template pixel k) computed for the whole image
+    at once: a second way to the contexts the steps read, for tests."""
+    H, W = bits.shape
+    top, left, right = _pads(template)
+    p = np.zeros((H + top, W + left + right), dtype=np.int64)
+    p[top:, left:left + W] = bits
+    ctx = np.zeros((H, W), dtype=np.int64)
+    for k, (dy, dx) in enumerate(template):
+        ctx |= p[top + dy:top + dy + H, left + dx:left + dx + W] << k
+    return ctx
+
+
+def forward(bits: np.ndarray, model: _Model | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The encoder's model pass, in decoder order: (f1 of every pixel in coding order
+    (uint32), the pixels' values in that order (uint8), each step's start in them)."""
+    H, W = bits.shape
+    m = model or _Model()
+    cv = _Canvas(H, W, m.template, m.h)
+    cv.view()[:] = bits
+    f1 = np.empty(H * W, dtype=np.uint32)
+    x = np.empty(H * W, dtype=np.uint8)
+    bounds = np.zeros(steps(H, W, m.h) + 1, dtype=np.int64)
+    pos = 0
+    for t, base in enumerate(cv.steps()):
+        idx = m.index(cv.contexts(base))
+        n = len(base)
+        xs = cv.img[base]
+        f1[pos:pos + n] = m.freqs(idx)
+        x[pos:pos + n] = xs
+        m.update(idx, xs)
+        pos += n
+        bounds[t + 1] = pos
+    return f1, x, bounds
+
+
+def code_length(bits: np.ndarray, model: _Model | None = None) -> float:
+    """The model's ideal code length in bits (float: for tuning and reports only)."""
+    m = model or _Model()
+    f1, x, _ = forward(np.asarray(bits, dtype=np.uint8), m)
+    f = np.where(x == 1, f1.astype(np.float64), float(1 << m.prec) - f1)
+    return float(np.sum(m.prec - np.log2(f)))
+
+
+def _check(bits) -> np.ndarray:
+    bits = np.asarray(bits)
+    if bits.ndim != 2 or bits.size == 0:
+        raise ValueError("a binary image is a non-empty 2-d array")
+    if bits.dtype.kind not in "biu" or bits.min() < 0 or bits.max() > 1:
+        raise ValueError("a binary image holds only 0 and 1")
+    return bits.astype(np.uint8, copy=False)
+
+
+def encode(bits: np.ndarray) -> bytes:
+    """A 2-d array of 0/1 (any size) -> payload bytes."""
+    bits = _check(bits)
+    H, W = bits.shape
+    f1, x, bounds = forward(bits)
+    full = np.int64(1 << PREC)
+    st = rans.Stack(lanes_for(H, W), rotate=True)
+    for t in range(len(bounds) - 2, -1, -1):          # last step first: the decoder pops it last
+        a, b = bounds[t], bounds[t + 1]
+        f, one = f1[a:b].astype(np.int64), x[a:b] == 1
+        st.push(np.where(one, full - f, 0), np.where(one, f, full - f), PREC)
+    return bytes([VARIANT]) + st.to_words().astype("<u4").tobytes()
+
+
+def decode(payload: bytes, H: int, W: int, trace: list | None = None) -> np.ndarray:
+    """Payload bytes -> (H, W) uint8 array of 0/1; BilevelError if the payload cannot be
+    what ``encode`` wrote. ``trace``: if a list, each step's f1 (uint32) is appended (tests
+    check that the encoder's ``forward`` computed the same)."""
+    if len(payload) < 5 or (len(payload) - 1) % 4:
+        raise BilevelError("damaged binary record (payload is not a variant byte and whole words)")
+    if payload[0] != VARIANT:
+        raise BilevelError(f"binary record variant {payload[0]} is not supported")
+    try:
+        st = rans.Stack.from_words(np.frombuffer(payload, "<u4", offset=1).astype(np.uint32),
+                                   lanes_for(H, W), rotate=True)
+    except ValueError as e:
+        raise BilevelError(f"damaged binary record ({e})") from None
+    m = _Model()
+    cv = _Canvas(H, W, m.template, m.h)
+    full = np.int64(1 << PREC)
+    for base in cv.steps():
+        idx = m.index(cv.contexts(base))
+        f1 = m.freqs(idx)
+        if trace is not None:
+            trace.append(f1.astype(np.uint32))
+        f0 = full - f1
+
+        def find(cf, sl, f0=f0, f1=f1):
+            one = cf >= f0[sl]
+            return one.astype(np.uint8), np.where(one, f0[sl], 0), np.where(one, f1[sl], f0[sl])
+
+        x = st.pop(len(base), PREC, find)
+        cv.img[base] = x
+        m.update(idx, x)
+    if st.bits() != rans.WORD_BITS or st._pos != 0:
+        raise BilevelError("damaged binary record (words left over after the last pixel)")
+    return cv.view().copy()
