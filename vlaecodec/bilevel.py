@@ -12,23 +12,38 @@ pixel of a step is coded together. A template pixel (i + dy, j + dx) is known at
 when (h+1) dy + dx < 0: the current row up to j-1, the row above up to j+h, two rows
 above up to j+2h+1. Pixels outside the image read 0 (paper).
 
-Model. Every pixel has a large context (the ``TEMPLATE`` pixels as bits, 16 of them) and a
-small one (the first ``SMALL`` of those bits). Each context holds integer counts (c0, c1),
-``INC`` per pixel seen. The small context gives
-    fs = ((s1 + A_SMALL) << PREC) // (s0 + s1 + 2 A_SMALL)
-and the large one uses that as its prior, ``A_LARGE`` counts strong:
-    f1 = ((l1 << PREC) + A_LARGE * fs) // (l0 + l1 + A_LARGE),  clamped to [1, 2**PREC - 1],
-so a young large context follows the small one and an old one its own counts. After a
-step, both sides add that step's pixels to the counts (``np.add.at``: the pixels of a
-step all see the counts as of the step's start) and halve a context's counts
-(rounding up) when their sum passes ``LIMIT``, which keeps the model adaptive.
+Model. A pixel's context is its ``TEMPLATE`` pixels as bits (bit k = template pixel k):
+JBIG2's generic template 0 (16 pixels) first, then the nearest other known pixels, 60
+in all. ``LEVELS`` are nested prefixes of it (the first 10, 16, ... 60 pixels); levels of
+up to ``DIRECT_BITS`` pixels index a table of counts directly, wider ones through a
+multiplicative hash (``HASH_BITS`` bits; a collision only costs rate, both sides collide
+alike). Every context holds integer counts (c0, c1), ``INC`` per pixel seen, and gives an
+estimate of p(1) out of 2**PREC:
+
+    level 0:  f = ((c1 + A0) << PREC) // (c0 + c1 + 2 A0)                (KT-like)
+    level k:  f = ((c1 << PREC) + STRENGTH[k-1] * f_below) // (c0 + c1 + STRENGTH[k-1])
+
+so a young wide context follows the narrower one below it and an old one its own counts;
+a context seen only with ink (or only with paper) predicts it ever more surely, which is
+how repeated glyphs, rules and box edges get cheap. A logistic mixer then adds the
+levels' logits (``_stretch``, the inverse of ``_SQUASH``, a frozen integer table of the
+logistic function) with integer weights (2**28 = 1), one weight set per how often the
+two widest contexts were seen (0, 1, 2-3, 4-7, 8+ pixels) and whether they only ever
+saw one value; the final f1 is ``_SQUASH`` of the weighted sum, clamped to
+[1, 2**PREC - 1]. After a step, both sides add the step's pixels to the counts
+(``np.add.at``: the pixels of a step all see the counts and weights as of the step's
+start), halve a context's counts (rounding up) when their sum passes ``LIMIT`` (so the
+model stays adaptive), and move the weights by err * logit * ``LR`` (rounded shifts).
 p(1) = f1 / 2**PREC; the symbol 0 is the interval [0, 2**PREC - f1), 1 the rest.
 
-Why it is exact. Contexts are bit patterns, counts are integers, and f1 is integer
-shifts, sums and floor division in int64 (counts stay below 2**31, so no product
-overflows), computed by the one function ``_Model.freqs`` on both sides from the same
-counts; the rANS stack (``rans.py``) is exact integer arithmetic too. No float decides a
-bit, so a file decodes the same on every machine.
+Why it is exact. Contexts are bit patterns; counts, weights and estimates are integers
+combined by sums, products, shifts and floor division in int64, none of which can
+overflow (counts stay below 2**31, logits within +-4095, weights within +-2**30, so
+every product is below 2**62); the logistic function is a table of integers written in
+this file, joined by integer interpolation, and its inverse is a search in that table.
+One function pair (``_Model.predict``/``update``) and one context reader (``_Canvas``)
+serve both sides, and the rANS stack (``rans.py``) is exact integer arithmetic too. No
+float decides a bit, so a file decodes the same on every machine.
 
 Order of coding. The decoder pops steps first to last; the encoder must push them last to
 first, yet its counts must evolve in decoder order. So it first runs the model forward
@@ -67,16 +82,39 @@ def _ring(n: int, h: int = HORIZON, first=_JBIG2) -> tuple:
 
 
 TEMPLATE = _ring(60)    # ... then 44 more, nearest first: 60 pixels, the widest context
-LEVELS = (10, 16, 32, 60)   # each level's context: the first k template pixels
-STRENGTH = (8, 8, 8)    # how many counts the lower level's estimate is worth to levels 1..
-PREC = 16               # p(1) in units of 2**-PREC
+LEVELS = (10, 16, 24, 40, 60)   # each level's context: the first k template pixels
+STRENGTH = (8, 4, 2, 2) # how many counts the lower level's estimate is worth to levels 1..
+PREC = 24               # p(1) in units of 2**-PREC
 INC = 2                 # counts added per pixel seen
 A0 = 1                  # prior of a level-0 context: A0 counts each way (KT: INC / 2)
-LIMIT = 1 << 12         # halve a context's counts when their sum passes this
+LIMIT = 1 << 14         # halve a context's counts when their sum passes this
 DIRECT_BITS = 16        # levels up to this many pixels index their table directly ...
 HASH_BITS = 22          # ... wider ones through a multiplicative hash of this many bits
 _MULT = np.uint64(0x9E3779B97F4A7C15)
+LR = 16                 # mixer learning rate: a weight (2**28 = 1) moves by st * err * LR / 2**(PREC - 6)
 LANES = 32              # most rANS lanes (each used lane costs 32 to 64 bits)
+
+# The logistic function, frozen: p = 2**24 / (1 + exp(-d / 256)) rounded, at d = -4096,
+# -4032, .., 4096 (computed once with float64 and written here; never recomputed).
+_KNOTS = np.array([2, 2, 3, 4, 5, 7, 8, 11, 14, 18, 23, 30, 38, 49, 63, 80, 103, 132, 170, 218, 280, 360, 462, 593, 762, 978, 1256, 1612, 2070, 2658, 3413, 4382, 5626, 7224, 9274, 11906, 15285, 19621, 25186, 32325, 41484, 53229, 68286, 87579, 112287, 143906, 184330, 235949, 301759, 385496, 491778, 626241, 795674, 1008087, 1272689, 1599699, 1999893, 2483820, 3060592, 3736288, 4512088, 5382488, 6334081, 7345459, 8388608, 9431757, 10443135, 11394728, 12265128, 13040928, 13716624, 14293396, 14777323, 15177517, 15504527, 15769129, 15981542, 16150975, 16285438, 16391720, 16475457, 16541267, 16592886, 16633310, 16664929, 16689637, 16708930, 16723987, 16735732, 16744891, 16752030, 16757595, 16761931, 16765310, 16767942, 16769992, 16771590, 16772834, 16773803, 16774558, 16775146, 16775604, 16775960, 16776238, 16776454, 16776623, 16776754, 16776856, 16776936, 16776998, 16777046, 16777084, 16777113, 16777136, 16777153, 16777167, 16777178, 16777186, 16777193, 16777198, 16777202, 16777205, 16777208, 16777209, 16777211, 16777212, 16777213, 16777214, 16777214], dtype=np.int64)
+STRETCH_MAX = 4095      # |logit| in units of 1/256: the mixer's domain
+
+
+def _squash_table() -> np.ndarray:
+    """p(d) for d = -4096 .. 4096 (units of 1/256 nat), 2**24 scale: the knots joined by
+    straight lines in exact integer arithmetic."""
+    d = np.arange(-4096, 4097, dtype=np.int64) + 4096
+    k, r = d >> 6, d & 63
+    hi = np.minimum(k + 1, len(_KNOTS) - 1)
+    return (_KNOTS[k] * (64 - r) + _KNOTS[hi] * r + 32) >> 6
+
+
+_SQUASH = _squash_table()
+
+
+def _stretch(f: np.ndarray) -> np.ndarray:
+    """The inverse of the squash table: the least d with squash(d) >= f, in -4095..4095."""
+    return np.clip(np.searchsorted(_SQUASH, f) - 4096, -STRETCH_MAX, STRETCH_MAX)
 
 
 class BilevelError(ValueError):
@@ -101,11 +139,24 @@ def step_pixels(t: int, H: int, W: int, h: int = HORIZON) -> tuple[np.ndarray, n
     return i, t - (h + 1) * i
 
 
+def _bucket(n: np.ndarray) -> np.ndarray:
+    """Counts seen (in pixels) -> 0, 1, 2-3, 4-7, 8+ as 0..4."""
+    return (n >= 1).astype(np.int64) + (n >= 2) + (n >= 4) + (n >= 8)
+
+
 class _Model:
-    """Counts of every level's contexts, and the frequencies they give."""
+    """Counts of every level's contexts, the estimates they give, and a logistic mixer
+    of those estimates.
+
+    Level 0's estimate is KT-like, ((c1 + A0) << PREC) // (c0 + c1 + 2 A0); level k's uses
+    level k-1's as a prior worth STRENGTH[k-1] counts. The mixer adds the estimates'
+    logits (frozen integer tables), weighted by integer weights (2**28 = 1) chosen by how
+    often the two widest contexts were seen and whether they always saw the same value,
+    and learns the weights online (both sides, after each step)."""
 
     def __init__(self, template=TEMPLATE, levels=LEVELS, strength=STRENGTH, prec=PREC, inc=INC,
-                 a0=A0, limit=LIMIT, h=HORIZON, direct_bits=DIRECT_BITS, hash_bits=HASH_BITS):
+                 a0=A0, limit=LIMIT, h=HORIZON, direct_bits=DIRECT_BITS, hash_bits=HASH_BITS, lr=LR,
+                 mix=True, wmax=1 << 30):
         for dy, dx in template:
             if not (dy <= 0 and (h + 1) * dy + dx < 0):
                 raise ValueError(f"template pixel {(dy, dx)} is not known before its pixel")
@@ -114,9 +165,13 @@ class _Model:
             raise ValueError("levels: increasing prefixes of a template of at most 62 pixels")
         self.template, self.levels, self.strength = tuple(template), tuple(levels), tuple(strength)
         self.prec, self.inc, self.a0, self.limit, self.h = prec, inc, a0, limit, h
-        self.direct_bits, self.hash_bits = direct_bits, hash_bits
+        self.direct_bits, self.hash_bits, self.lr, self.mix = direct_bits, hash_bits, lr, mix
+        self.wmax = wmax
         self.n = [np.zeros(2 << min(k, hash_bits if k > direct_bits else k), dtype=np.int32)
                   for k in levels]
+        self.inputs = len(levels) + 1                     # the levels' logits and a bias
+        self.w = np.zeros((100, self.inputs), dtype=np.int64)
+        self.w[:, len(levels) - 1] = 1 << 28              # start as the widest level alone
 
     def index(self, ctx: np.ndarray) -> list[np.ndarray]:
         """Each level's table index (times 2) of pixels with full contexts ``ctx`` (int64)."""
@@ -128,18 +183,30 @@ class _Model:
             out.append(2 * c)
         return out
 
-    def freqs(self, idx: list[np.ndarray]) -> np.ndarray:
-        """f1 (int64, in [1, 2**prec - 1]) from the levels' indices."""
+    def predict(self, idx: list[np.ndarray]) -> tuple[np.ndarray, tuple]:
+        """(f1, state for ``update``): f1 (int64, in [1, 2**prec - 1]) from the levels."""
         c = idx[0]
         n0, n1 = self.n[0][c].astype(np.int64), self.n[0][c + 1].astype(np.int64)
         f = ((n1 + self.a0) << self.prec) // (n0 + n1 + 2 * self.a0)
+        est, seen = [f], []
         for n, c, a in zip(self.n[1:], idx[1:], self.strength):
             n0, n1 = n[c].astype(np.int64), n[c + 1].astype(np.int64)
             f = ((n1 << self.prec) + a * f) // (n0 + n1 + a)
-        return np.clip(f, 1, (1 << self.prec) - 1)
+            est.append(f)
+            seen.append((n0, n1))
+        if not self.mix:
+            return np.clip(f, 1, (1 << self.prec) - 1), None
+        st = np.stack([_stretch(e << (24 - self.prec)) for e in est] + [np.full(len(f), 256, np.int64)], 1)
+        sel = np.zeros(len(f), dtype=np.int64)
+        for n0, n1 in seen[-2:]:
+            sel = sel * 10 + 2 * _bucket((n0 + n1) // self.inc) + ((n0 == 0) | (n1 == 0))
+        dot = np.clip((self.w[sel] * st).sum(1) >> 28, -STRETCH_MAX, STRETCH_MAX)
+        p = _SQUASH[dot + 4096] >> (24 - self.prec)
+        return np.clip(p, 1, (1 << self.prec) - 1), (st, sel, p)
 
-    def update(self, idx: list[np.ndarray], bits: np.ndarray) -> None:
-        """Add pixels (indices, values) to the counts; halve contexts over the limit."""
+    def update(self, idx: list[np.ndarray], bits: np.ndarray, state) -> None:
+        """Add pixels (indices, values) to the counts, halving contexts over the limit;
+        move the mixer's weights."""
         b = bits.astype(np.int64)
         for n, c in zip(self.n, idx):
             np.add.at(n, c + b, self.inc)
@@ -149,6 +216,14 @@ class _Model:
                 k = c[over]
                 n[k] = (n[k] + 1) >> 1
                 n[k + 1] = (n[k + 1] + 1) >> 1
+        if state is not None:
+            st, sel, p = state
+            err = ((b << self.prec) - p) * self.lr
+            sh = self.prec - 6                                    # weights: 2**28 = 1
+            delta = (st * err[:, None] + (1 << (sh - 1))) >> sh  # rounded: no drift from tiny errors
+            np.add.at(self.w.reshape(-1), (sel[:, None] * self.inputs + np.arange(self.inputs)).ravel(),
+                      delta.ravel())
+            np.clip(self.w, -(1 << 28), self.wmax, out=self.w)
 
 
 def _pads(template) -> tuple[int, int, int]:
@@ -220,9 +295,9 @@ def forward(bits: np.ndarray, model: _Model | None = None) -> tuple[np.ndarray, 
         idx = m.index(cv.contexts(base))
         n = len(base)
         xs = cv.img[base]
-        f1[pos:pos + n] = m.freqs(idx)
+        f1[pos:pos + n], state = m.predict(idx)
         x[pos:pos + n] = xs
-        m.update(idx, xs)
+        m.update(idx, xs, state)
         pos += n
         bounds[t + 1] = pos
     return f1, x, bounds
@@ -277,7 +352,7 @@ def decode(payload: bytes, H: int, W: int, trace: list | None = None) -> np.ndar
     full = np.int64(1 << PREC)
     for base in cv.steps():
         idx = m.index(cv.contexts(base))
-        f1 = m.freqs(idx)
+        f1, state = m.predict(idx)
         if trace is not None:
             trace.append(f1.astype(np.uint32))
         f0 = full - f1
@@ -288,7 +363,7 @@ def decode(payload: bytes, H: int, W: int, trace: list | None = None) -> np.ndar
 
         x = st.pop(len(base), PREC, find)
         cv.img[base] = x
-        m.update(idx, x)
+        m.update(idx, x, state)
     if st.bits() != rans.WORD_BITS or st._pos != 0:
         raise BilevelError("damaged binary record (words left over after the last pixel)")
     return cv.view().copy()
