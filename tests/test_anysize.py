@@ -117,3 +117,20 @@ def test_truncation_and_limits():
     rec = bytes([anysize.CODER_PNG, 0]) + anysize._varint(1 << 16) + anysize._varint(1 << 16) + anysize._varint(0)
     with pytest.raises(anysize.AnySizeError, match="limit"):
         anysize.parse(head + struct.pack("<I", zlib.crc32(head)) + rec + b"\0" * 4)
+
+
+def test_webp_method_6_only_for_graphics():
+    """Low-entropy images (graphics) get the smaller of WebP methods 5 and 6; noisy,
+    photo-like ones only method 5 (method 6 would cost ~50 s per megapixel there)."""
+    from PIL import Image, ImageDraw
+    im = Image.new("RGB", (160, 120), "white")
+    d = ImageDraw.Draw(im)
+    for k in range(6):
+        d.pieslice([10, 10, 110, 110], 60 * k, 60 * k + 50, fill=(40 * k, 200 - 30 * k, 90))
+    graphic = np.asarray(im)
+    r = anysize.choose(graphic, "RGB", coders=["png", "webp"])
+    best = min(len(anysize._webp_bytes(graphic, "RGB", m)) for m in (5, 6))
+    assert r.tried["WebP lossless"] == best
+    noisy = np.random.default_rng(1).integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
+    r = anysize.choose(noisy, "RGB", coders=["png", "webp"])
+    assert r.tried["WebP lossless"] == len(anysize._webp_bytes(noisy, "RGB", 5))

@@ -58,6 +58,9 @@ HASH_BYTES = 4
 # the estimate (photo_codec.estimate_bits) was within -1% .. +4% of the coded size on
 # the validation photos.
 SKIP_MARGIN = 1.06
+# WebP method 6 is run too when method 5 gives under this many bits per sub-pixel: never
+# on photos (1.8 and more at method 5 on ours), on graphics 0.005 to 0.2.
+GRAPHICS_BITS = 1.0
 
 
 class AnySizeError(ContainerError):
@@ -224,7 +227,13 @@ def choose(pixels: np.ndarray, mode: str, *, coders: Sequence[str] | None = None
     if want is None or "png" in want:
         tried["PNG"] = (CODER_PNG, _png_bytes(pixels, mode), None)
     if want is None or "webp" in want:
-        tried["WebP lossless"] = (CODER_WEBP, _webp_bytes(pixels, mode), None)
+        webp = _webp_bytes(pixels, mode)
+        if 8 * len(webp) < GRAPHICS_BITS * pixels.size:
+            # Graphics (charts, screenshots, flat colours), not photos: method 6 costs a
+            # second or two here and saved up to 9% (a pie chart, bench/ood_anysize.py).
+            slow = _webp_bytes(pixels, mode, method=6)
+            webp = slow if len(slow) < len(webp) else webp
+        tried["WebP lossless"] = (CODER_WEBP, webp, None)
     classical = min((len(v[1]) for v in tried.values()), default=None)
     estimates: dict[str, int] = {}
     if mode in BINARY and (want is None or "context" in want):
