@@ -83,7 +83,8 @@ def anysize_elbo_lines(data: bytes) -> Iterator[str]:
         px = anysize.decode_record(r, c)
         if r.mode in anysize.BINARY:
             continue
-        bits = _float_elbo_bits(px)
+        # the record's own model; for a PNG/WebP record, the current model of its kind
+        bits = _float_elbo_bits(px, r.model.name if r.model is not None else None)
         label = r.name or f"image {i}"
         if bits is None:
             yield f"{label}: no photo model with a float checkpoint for {r.mode} images: -ELBO not measured"

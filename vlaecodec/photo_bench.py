@@ -129,9 +129,10 @@ def bench(paths: list[Path], *, peers: bool = True, elbo: bool = True, model_onl
     return summarize(rows)
 
 
-def _float_elbo_bits(x: np.ndarray) -> float | None:
-    """The installed photo model's float -ELBO of one photo in bits (None without torch
-    or without a float checkpoint)."""
+def _float_elbo_bits(x: np.ndarray, name: str | None = None) -> float | None:
+    """A photo model's float -ELBO of one photo in bits: the model called ``name``, or the
+    current (not retired) model of the photo's kind; None without torch or without a
+    float checkpoint."""
     try:
         import torch
     except ImportError:
@@ -142,7 +143,8 @@ def _float_elbo_bits(x: np.ndarray) -> float | None:
     mode = "RGB" if x.ndim == 3 else "L"
     from .zoo import list_manifests
     for m in list_manifests("photo-vlae"):
-        if m.get("mode") == mode and m.get("float_file"):
+        if m.get("mode") == mode and m.get("float_file") and (
+                m["name"] == name if name else not m.get("retired")):
             import io
             from .zoo import _read_verified
             raw, _ = _read_verified(Path(m["_dir"]) / m["float_file"], m.get("float_sha256"))
