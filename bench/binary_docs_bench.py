@@ -2,12 +2,17 @@
 rendered documents of ``bench/binary_docs.py`` (or on a folder of 1-bit PNGs).
 
     python bench/binary_docs_bench.py [--seed N | --folder DIR] [--time]
+    python bench/binary_docs_bench.py --variants "[{}, {'mix': False}]"   # tuning
+
 
 Prints a Markdown table: bytes per file for vlaecodec's context coder (the payload, plus
 the any-size container's record when --container), pbmtojbg (JBIG1, default options and
 -q, the smaller kept), optipng -o2, cwebp -lossless -z 9 -exact and cjxl -d 0 -e 7;
 totals; and, per file, our size over the best of the four peers. --time adds encode and
-decode seconds of the context coder (this process, numpy).
+decode seconds of the context coder (this process, numpy). --variants prints instead the
+model's ideal code length (``bilevel.code_length``, bytes) per document for each dict of
+``bilevel._Model`` arguments ({} = the shipped model; "ring": n means the template of the
+first n pixels of ``bilevel._ring``).
 """
 from __future__ import annotations
 
@@ -73,12 +78,24 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--folder", help="1-bit PNGs to measure instead of the rendered documents")
     ap.add_argument("--time", action="store_true", help="also time encode and decode")
+    ap.add_argument("--variants", help="a Python list of dicts of model arguments: ideal sizes only")
     a = ap.parse_args(argv)
     if a.folder:
         docs = [(p.stem, (np.asarray(Image.open(p).convert("L")) < 128).astype(np.uint8))
                 for p in sorted(Path(a.folder).glob("*.png"))]
     else:
         docs = make_documents(a.seed)
+    if a.variants:
+        import ast
+        for v in ast.literal_eval(a.variants):
+            kw = dict(v)
+            if "ring" in kw:
+                kw["template"] = bilevel._ring(kw.pop("ring"))
+            t0 = time.perf_counter()
+            sizes = [bilevel.code_length(img, bilevel._Model(**kw)) / 8 for _, img in docs]
+            print(f"{v}: total {sum(sizes):,.0f} bytes ({time.perf_counter() - t0:.0f} s): "
+                  + ", ".join(f"{n} {s:,.0f}" for (n, _), s in zip(docs, sizes)), flush=True)
+        return
     cols = ["JBIG1", "JBIG1 default", "optipng -o2", "WebP -z 9", "JXL -e 7"]
     print(f"| document | size | ours | {' | '.join(cols)} | ours / best peer |" + (" enc s | dec s |" if a.time else ""))
     print("|---" * (len(cols) + 4 + (2 if a.time else 0)) + "|")

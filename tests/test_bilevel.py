@@ -28,7 +28,7 @@ def _structured(h, w, seed=0):
     return x
 
 
-SHAPES = [(1, 1), (1, 9), (9, 1), (1, 100), (100, 1), (2, 3), (5, 4), (17, 31), (64, 64), (100, 70), (70, 100)]
+SHAPES = [(1, 1), (1, 9), (9, 1), (1, 100), (100, 1), (2, 3), (5, 4), (17, 31), (100, 70)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -67,6 +67,7 @@ def test_encoder_and_decoder_compute_the_same_frequencies():
         i, j = bilevel.step_pixels(t, 90, 67)
         assert np.array_equal(cv.contexts(base), whole[i, j])
         assert np.array_equal(cv.img[base], x[i, j])
+    assert whole.shape == (90, 67, -(-len(bilevel.TEMPLATE) // 64)) and whole.dtype == np.uint64
 
 
 def test_template_is_causal_in_wavefront_order():

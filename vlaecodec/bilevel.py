@@ -13,8 +13,10 @@ when (h+1) dy + dx < 0: the current row up to j-1, the row above up to j+h, two 
 above up to j+2h+1. Pixels outside the image read 0 (paper).
 
 Model. A pixel's context is its ``TEMPLATE`` pixels as bits (bit k = template pixel k):
-JBIG2's generic template 0 (16 pixels) first, then the nearest other known pixels, 60
-in all. ``LEVELS`` are nested prefixes of it (the first 10, 16, ... 60 pixels); levels of
+JBIG2's generic template 0 (16 pixels) first, then the nearest other known pixels, 256
+in all: wide enough to see most of a glyph above and left of the pixel, so that glyphs
+that repeat exactly (typeset text) are predicted from their earlier copies. ``LEVELS``
+are nested prefixes of it (the first 10, 16, ... 256 pixels); levels of
 up to ``DIRECT_BITS`` pixels index a table of counts directly, wider ones through a
 multiplicative hash (``HASH_BITS`` bits; a collision only costs rate, both sides collide
 alike). Every context holds integer counts (c0, c1), ``INC`` per pixel seen, and gives an
@@ -75,15 +77,15 @@ _JBIG2 = ((0, -1), (-1, 0), (0, -2), (-1, -1), (-1, 1), (-2, 0), (0, -3), (-1, -
 def _ring(n: int, h: int = HORIZON, first=_JBIG2) -> tuple:
     """``first``, then the nearest causal pixels not in it (by squared distance, then
     row, then column), n in all."""
-    cand = [(dy, dx) for dy in range(-12, 1) for dx in range(-12, 13)
+    cand = [(dy, dx) for dy in range(-24, 1) for dx in range(-24, 25)
             if (h + 1) * dy + dx < 0 and (dy, dx) not in first]
     cand.sort(key=lambda p: (p[0] ** 2 + p[1] ** 2, p[0], p[1]))
     return tuple(first) + tuple(cand[:n - len(first)])
 
 
-TEMPLATE = _ring(60)    # ... then 44 more, nearest first: 60 pixels, the widest context
-LEVELS = (10, 16, 24, 40, 60)   # each level's context: the first k template pixels
-STRENGTH = (8, 4, 2, 2) # how many counts the lower level's estimate is worth to levels 1..
+TEMPLATE = _ring(256)   # ... then the nearest others: 256 pixels within 13 of (i, j), the widest context
+LEVELS = (10, 16, 24, 40, 64, 128, 256)   # each level's context: the first k template pixels
+STRENGTH = (8, 4, 2, 2, 2, 2)   # how many counts the level below's estimate is worth to levels 1..
 PREC = 24               # p(1) in units of 2**-PREC
 INC = 2                 # counts added per pixel seen
 A0 = 1                  # prior of a level-0 context: A0 counts each way (KT: INC / 2)
@@ -91,7 +93,7 @@ LIMIT = 1 << 14         # halve a context's counts when their sum passes this
 DIRECT_BITS = 16        # levels up to this many pixels index their table directly ...
 HASH_BITS = 22          # ... wider ones through a multiplicative hash of this many bits
 _MULT = np.uint64(0x9E3779B97F4A7C15)
-LR = 16                 # mixer learning rate: a weight (2**28 = 1) moves by st * err * LR / 2**(PREC - 6)
+LR = 32                 # mixer learning rate: a weight (2**28 = 1) moves by st * err * LR / 2**(PREC - 6)
 LANES = 32              # most rANS lanes (each used lane costs 32 to 64 bits)
 
 # The logistic function, frozen: p = 2**24 / (1 + exp(-d / 256)) rounded, at d = -4096,
@@ -117,6 +119,9 @@ def _stretch(f: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(_SQUASH, f) - 4096, -STRETCH_MAX, STRETCH_MAX)
 
 
+MAX_TEMPLATE = 512
+
+
 class BilevelError(ValueError):
     """A payload that this decoder cannot have written (damaged or truncated)."""
 
@@ -137,6 +142,10 @@ def step_pixels(t: int, H: int, W: int, h: int = HORIZON) -> tuple[np.ndarray, n
     hi = min(H - 1, t // (h + 1))
     i = np.arange(lo, hi + 1)
     return i, t - (h + 1) * i
+
+
+def _mask(k: int) -> np.uint64:
+    return np.uint64((1 << min(k, 64)) - 1)
 
 
 def _bucket(n: np.ndarray) -> np.ndarray:
@@ -160,9 +169,9 @@ class _Model:
         for dy, dx in template:
             if not (dy <= 0 and (h + 1) * dy + dx < 0):
                 raise ValueError(f"template pixel {(dy, dx)} is not known before its pixel")
-        if not (len(template) <= 62 and list(levels) == sorted(levels) and levels[-1] == len(template)
+        if not (len(template) <= MAX_TEMPLATE and list(levels) == sorted(levels) and levels[-1] == len(template)
                 and len(strength) == len(levels) - 1 and levels[0] <= direct_bits):
-            raise ValueError("levels: increasing prefixes of a template of at most 62 pixels")
+            raise ValueError(f"levels: increasing prefixes of a template of at most {MAX_TEMPLATE} pixels")
         self.template, self.levels, self.strength = tuple(template), tuple(levels), tuple(strength)
         self.prec, self.inc, self.a0, self.limit, self.h = prec, inc, a0, limit, h
         self.direct_bits, self.hash_bits, self.lr, self.mix = direct_bits, hash_bits, lr, mix
@@ -174,13 +183,18 @@ class _Model:
         self.w[:, len(levels) - 1] = 1 << 28              # start as the widest level alone
 
     def index(self, ctx: np.ndarray) -> list[np.ndarray]:
-        """Each level's table index (times 2) of pixels with full contexts ``ctx`` (int64)."""
+        """Each level's table index (times 2) of pixels with contexts ``ctx`` ((n, words)
+        uint64, as ``_Canvas.contexts``): its first k bits, or their hash (uint64 products
+        wrap modulo 2**64, the same everywhere)."""
         out = []
+        w0 = ctx[:, 0]
         for k in self.levels:
-            c = ctx & np.int64((1 << k) - 1) if k < 63 else ctx
+            c = w0 & _mask(k)
+            for i in range(1, -(-k // 64)):              # wider than a word: hash word by word
+                c = c * _MULT + (ctx[:, i] & _mask(k - 64 * i))
             if k > self.direct_bits:
-                c = ((c.astype(np.uint64) * _MULT) >> np.uint64(64 - self.hash_bits)).astype(np.int64)
-            out.append(2 * c)
+                c = (c * _MULT) >> np.uint64(64 - self.hash_bits)
+            out.append(2 * c.astype(np.int64))
         return out
 
     def predict(self, idx: list[np.ndarray]) -> tuple[np.ndarray, tuple]:
@@ -262,21 +276,23 @@ class _Canvas:
     def contexts(self, base: np.ndarray) -> np.ndarray:
         g = self.img[base[:, None] + self.offs]                       # (n, pixels) of 0/1
         packed = np.packbits(g, axis=1, bitorder="little")            # bit k = column k
-        if packed.shape[1] < 8:
-            packed = np.pad(packed, ((0, 0), (0, 8 - packed.shape[1])))
-        return np.ascontiguousarray(packed).view("<u8")[:, 0].astype(np.int64)
+        words = -(-len(self.offs) // 64)
+        if packed.shape[1] < 8 * words:
+            packed = np.pad(packed, ((0, 0), (0, 8 * words - packed.shape[1])))
+        return np.ascontiguousarray(packed).view("<u8")                # (n, words) uint64
 
 
 def contexts(bits: np.ndarray, template=TEMPLATE) -> np.ndarray:
-    """Every pixel's context (int64, bit k = template pixel k) computed for the whole image
-    at once: a second way to the contexts the steps read, for tests."""
+    """Every pixel's context ((H, W, words) uint64, bit k % 64 of word k // 64 = template
+    pixel k) computed for the whole image at once: a second way to the contexts the steps
+    read, for tests."""
     H, W = bits.shape
     top, left, right = _pads(template)
-    p = np.zeros((H + top, W + left + right), dtype=np.int64)
+    p = np.zeros((H + top, W + left + right), dtype=np.uint64)
     p[top:, left:left + W] = bits
-    ctx = np.zeros((H, W), dtype=np.int64)
+    ctx = np.zeros((H, W, -(-len(template) // 64)), dtype=np.uint64)
     for k, (dy, dx) in enumerate(template):
-        ctx |= p[top + dy:top + dy + H, left + dx:left + dx + W] << k
+        ctx[..., k // 64] |= p[top + dy:top + dy + H, left + dx:left + dx + W] << np.uint64(k % 64)
     return ctx
 
 
