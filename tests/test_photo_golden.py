@@ -1,4 +1,5 @@
-"""Golden photo files: .vlae files the shipped photo models wrote (tests/golden/photos/,
+"""Golden any-size files: .vlae files the shipped photo models (and the binary context
+model, samples/documents/) wrote (tests/golden/photos/,
 with `vlaecodec compress samples/photos/X.png -o F --coder model`) must decode, forever,
 to the committed sample photos. A change to the photo coder, the rANS stack, the integer
 mixture CDF or the container that would strand users' photo files fails here."""
@@ -25,4 +26,14 @@ def test_golden_photo_file_decodes_to_the_sample(name):
     want = np.asarray(Image.open(ROOT / "samples/photos" / GOLDEN[name]))
     assert len(images) == 1 and records[0].coder == anysize.CODER_MODEL
     assert records[0].model.name == name.rsplit("-", 1)[0]
+    assert np.array_equal(images[0], want)
+
+
+def test_golden_binary_document_decodes_to_the_sample():
+    """The context model's format (vlaecodec/bilevel.py: template, hashing, mixer, tables)
+    is frozen by this file: any change to its constants must fail here."""
+    data = (ROOT / "tests/golden/photos/context-text.vlae").read_bytes()
+    images, records = anysize.decompress(data)
+    want = np.asarray(Image.open(ROOT / "samples/documents/text-240x96-1bit.png")).astype(np.uint8)
+    assert len(images) == 1 and records[0].coder == anysize.CODER_CONTEXT and records[0].mode == "1"
     assert np.array_equal(images[0], want)
