@@ -161,7 +161,8 @@ def _cases():
 # other machine; the redrawn digits (most probable pixels, the model's best of 4, the
 # encoder's pick of 16) must match.
 LOSSY_CASES = {"lossy-mode": dict(rate=5, draw=0), "lossy-best4": dict(rate=7, draw=3),
-               "lossy-pick16": dict(rate=5, draw=12)}
+               "lossy-pick16": dict(rate=5, draw=12),
+               "lossy-default": dict()}   # the current default (rate 5, the encoder's pick of 64)
 
 
 def record(out: Path) -> None:
