@@ -126,7 +126,7 @@ def test_find_by_hash(tiny):
 def test_unreadable_integer_model_raises_model_error(tmp_path, kind):
     good = tmp_path / "good.npz"
     _write_npz(good, _float())
-    raw = {"random": os.urandom(2000), "truncated": good.read_bytes()[:1000], "empty": b"",
+    raw = {"random": np.random.default_rng(2000).bytes(2000), "truncated": good.read_bytes()[:1000], "empty": b"",
            "text": b"hello, I am not a model\n", "zip_of_junk": None}[kind]
     path = tmp_path / f"{kind}.npz"
     if raw is None:
@@ -197,7 +197,7 @@ def test_float_model_needs_a_recorded_checkpoint(tmp_path, tiny):
 def test_unreadable_float_checkpoint_raises_model_error(tmp_path, kind):
     good = tmp_path / "good.pt"
     _write_pt(good, _checkpoint()[1])
-    raw = {"random": os.urandom(2000), "truncated": good.read_bytes()[:1000], "empty": b"",
+    raw = {"random": np.random.default_rng(2000).bytes(2000), "truncated": good.read_bytes()[:1000], "empty": b"",
            "text": b"hello, I am not a checkpoint\n"}[kind]
     path = tmp_path / f"{kind}.pt"
     path.write_bytes(raw)
