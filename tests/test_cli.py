@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import TINY_NAME, synthetic_digits
+from conftest import TINY_NAME, run_limited, synthetic_digits
 from vlaecodec.cli.main import cli
 
 M = ["--model", TINY_NAME]
@@ -176,8 +175,9 @@ def test_fresh_process_decodes(tmp_path, pngs):
     out = tmp_path / "all.vlae"
     ok(run("compress", d, "-o", out, *M, "-q"))
     env = dict(os.environ)  # carries $VLAECODEC_MODELS from conftest
-    res = subprocess.run([sys.executable, "-m", "vlaecodec", "decompress", str(out), "-o",
-                          str(tmp_path / "fresh"), "-q"], capture_output=True, text=True, env=env, timeout=300)
+    res = run_limited([sys.executable, "-m", "vlaecodec", "decompress", str(out), "-o",
+                       str(tmp_path / "fresh"), "-q"], cpu_s=300, hang_guard_s=1800,
+                      capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     for name, want in zip(["cat.png", "dog.png", "emu.png"], x):
         with Image.open(tmp_path / "fresh" / name) as im:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 import numpy as np
 import pytest
 
+from conftest import run_limited
 from vlaecodec import mixture as M
 
 T24 = 1 << M.PREC
@@ -307,8 +307,8 @@ NO_SIMD = ("X86_V3 X86_V4 AVX512_ICL AVX512_SPR" if int(np.__version__.split("."
 
 def _child(env_extra: dict) -> dict:
     env = dict(os.environ, **env_extra)
-    r = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = run_limited([sys.executable, "-c", CHILD], cpu_s=120, hang_guard_s=1800, env=env,
+                    capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import TINY8_NAME, TINY_NAME, synthetic_digits, synthetic_gray
+from conftest import TINY8_NAME, TINY_NAME, run_limited, synthetic_digits, synthetic_gray
 from vlaecodec.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,8 +72,8 @@ cli(sys.argv[1:], prog_name="vlaecodec")
 
 def no_torch(*args: object, prelude: str = "", cwd: Path | None = None) -> tuple[int, str, str, dict]:
     env = {**os.environ, "PRELUDE": prelude}
-    p = subprocess.run([sys.executable, "-c", NO_TORCH, *map(str, args)], capture_output=True, env=env,
-                       cwd=cwd or ROOT, timeout=600)
+    p = run_limited([sys.executable, "-c", NO_TORCH, *map(str, args)], cpu_s=600, hang_guard_s=1800,
+                    capture_output=True, env=env, cwd=cwd or ROOT)
     out, err = p.stdout.decode(), p.stderr.decode()
     report = [ln for ln in err.splitlines() if ln.startswith("NO-TORCH ")]
     assert len(report) == 1, err
@@ -248,8 +247,9 @@ def test_train_freeze_of_a_missing_or_bad_file_is_one_line(tmp_path):
     bad.write_bytes(b"# not a checkpoint\n")
     for path, fragment in (("missing.pt", "missing.pt: No such file or directory"),
                            (bad, f"{bad}: not a readable checkpoint")):
-        p = subprocess.run([sys.executable, "-m", "vlaecodec", "train", "freeze", str(path), "--name", "x",
-                            "--out", str(tmp_path / "m")], capture_output=True, cwd=tmp_path, timeout=300)
+        p = run_limited([sys.executable, "-m", "vlaecodec", "train", "freeze", str(path), "--name", "x",
+                         "--out", str(tmp_path / "m")], cpu_s=300, hang_guard_s=1800,
+                        capture_output=True, cwd=tmp_path)
         err = p.stderr.decode()
         assert p.returncode == 1 and "Traceback" not in err, err
         lines = err.strip().splitlines()
