@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.heatmap:
         from . import anysize
         x = _pixels(paths[0])
-        pm = anysize.photo_models("RGB" if x.ndim == 3 else "L")
+        pm = anysize.photo_models("RGB" if x.ndim == 3 else "L", retired=False)   # the current model
         if not pm:
             raise SystemExit("no photo model installed for this kind of photo")
         heat_png(x, bits_map(pm[0].net, x), Path(a.heatmap))
