@@ -45,8 +45,9 @@ def cli() -> None:
 @click.option("--coder", type=click.Choice(["auto", "model", "png", "webp", "context"]), default="auto",
               show_default=True,
               help="For images of any size or in color: 'auto' codes each image with the photo model (binary "
-              "images: the context model) and with PNG and WebP lossless and keeps the smallest; the others "
-              "force one.")
+              "images: the context model; gray graphics: the gray context model too) and with PNG and WebP lossless "
+              "and keeps the smallest; the others force one ('context': the context model of a binary or "
+              "gray image).")
 @click.option("--particles", type=click.IntRange(1, 64), default=1, help="Monte Carlo bits-back with K particles: "
               "archives near the IWAE bound (10,000 digits: K=4 0.9% smaller, ~3.5x slower; K=16 1.2% "
               "smaller, ~11x slower; larger K gains less on whole archives).")

@@ -38,3 +38,13 @@ def test_golden_binary_document_decodes_to_the_sample():
     want = np.asarray(Image.open(ROOT / "samples/documents/text-240x96-1bit.png")).astype(np.uint8)
     assert len(images) == 1 and records[0].coder == anysize.CODER_CONTEXT and records[0].mode == "1"
     assert np.array_equal(images[0], want)
+
+
+def test_golden_gray_graphic_decodes_to_the_sample():
+    """The gray context model's format (vlaecodec/graylevel.py: decisions, predictor,
+    contexts, hashing, mixer) is frozen by this file: any change to it must fail here."""
+    data = (ROOT / "tests/golden/photos/context-gray-chart.vlae").read_bytes()
+    images, records = anysize.decompress(data)
+    want = np.asarray(Image.open(ROOT / "tests/golden/photos/context-gray-chart.png"))
+    assert len(images) == 1 and records[0].coder == anysize.CODER_GRAYCTX and records[0].mode == "L"
+    assert np.array_equal(images[0], want)

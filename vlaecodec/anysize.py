@@ -10,7 +10,9 @@ record names the coder that made it:
 * PNG or WebP lossless, through pillow (exact decoders), for images no model codes
   smaller, so a file is never much bigger than a classical codec would make it;
 * for binary images (modes "1" and "L-binary": 0/1 pixels, written back as a 1-bit PNG or
-  an 8-bit one of 0 and 255), the adaptive context model of ``bilevel.py``.
+  an 8-bit one of 0 and 255), the adaptive context model of ``bilevel.py``;
+* for 8-bit gray graphics (mode "L" when WebP lossless gives under GRAPHICS_BITS bits a
+  pixel), the adaptive context-mixing model of ``graylevel.py``.
 
 With no model forced, the encoder codes each image with every candidate that applies
 and keeps the smallest record (``choose``); ``inspect`` says which coder each image got.
@@ -44,9 +46,9 @@ from .container import ContainerError, _Reader, put_varint
 MAGIC = b"VP"
 VERSION = 1
 F_NAMES = 1
-CODER_MODEL, CODER_PNG, CODER_WEBP, CODER_CONTEXT = 0, 1, 2, 3
+CODER_MODEL, CODER_PNG, CODER_WEBP, CODER_CONTEXT, CODER_GRAYCTX = 0, 1, 2, 3, 4
 CODER_NAMES = {CODER_MODEL: "model", CODER_PNG: "PNG", CODER_WEBP: "WebP lossless",
-               CODER_CONTEXT: "context model (binary)"}
+               CODER_CONTEXT: "context model (binary)", CODER_GRAYCTX: "context model (gray)"}
 MODES = ("L", "RGB", "1", "L-binary")   # how pixels are stored and written back
 BINARY = ("1", "L-binary")           # 0/1 pixels, written back as mode 1 or as L of 0 and 255
 CHANNELS = {"L": 1, "RGB": 3, "1": 1, "L-binary": 1}
@@ -216,8 +218,9 @@ def image_mode(pixels: np.ndarray, binary: bool = False) -> str:
 def choose(pixels: np.ndarray, mode: str, *, coders: Sequence[str] | None = None,
            log: Callable[[str], None] | None = None) -> Record:
     """Code one image with every candidate (photo models of its mode, PNG, WebP
-    lossless, and for binary images the context model; or only ``coders``) and keep
-    the smallest."""
+    lossless, for binary images the binary context model, for gray graphics the gray
+    one; or only ``coders``: "context" names the context model of the image's kind) and
+    keep the smallest."""
     h, w = pixels.shape[:2]
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and h * w <= MAX_PIXELS):
         raise AnySizeError(f"{w}x{h} is outside the supported sizes (1 to {MAX_SIDE} a side, "
@@ -234,6 +237,12 @@ def choose(pixels: np.ndarray, mode: str, *, coders: Sequence[str] | None = None
             slow = _webp_bytes(pixels, mode, method=6)
             webp = slow if len(slow) < len(webp) else webp
         tried["WebP lossless"] = (CODER_WEBP, webp, None)
+    if mode == "L" and (want is not None and "context" in want
+                        or want is None and 8 * len(webp) < GRAPHICS_BITS * pixels.size):
+        # Gray graphics (the same test as WebP method 6 above, so photos skip it): the
+        # context-mixing coder (seconds per megapixel: bench/results/ood-anysize.md).
+        from . import graylevel
+        tried[CODER_NAMES[CODER_GRAYCTX]] = (CODER_GRAYCTX, graylevel.encode(pixels), None)
     classical = min((len(v[1]) for v in tried.values()), default=None)
     estimates: dict[str, int] = {}
     if mode in BINARY and (want is None or "context" in want):
@@ -331,6 +340,8 @@ def parse(data: bytes) -> Parsed:
             raise AnySizeError("a record's mode does not match its model")
         if coder == CODER_CONTEXT and mode not in BINARY:
             raise AnySizeError("a context-model record must hold a binary image")
+        if coder == CODER_GRAYCTX and mode != "L":
+            raise AnySizeError("a gray context-model record must hold a gray image")
         name = None
         if names:
             name = rd.string(4096)
@@ -359,6 +370,13 @@ def decode_record(r: Record, crcs: tuple[int, int]) -> np.ndarray:
             px = bilevel.decode(r.payload, r.height, r.width)
         except Exception as e:  # noqa: BLE001 - a damaged payload can fail anywhere in the coder
             raise AnySizeError(f"damaged record ({e})" if isinstance(e, bilevel.BilevelError)
+                               else f"damaged record ({e.__class__.__name__})") from None
+    elif r.coder == CODER_GRAYCTX:
+        from . import graylevel
+        try:
+            px = graylevel.decode(r.payload, r.height, r.width)
+        except Exception as e:  # noqa: BLE001 - a damaged payload can fail anywhere in the coder
+            raise AnySizeError(f"damaged record ({e})" if isinstance(e, graylevel.GraylevelError)
                                else f"damaged record ({e.__class__.__name__})") from None
     else:
         px = _decode_classical(r.payload, r.mode, r.height, r.width)
