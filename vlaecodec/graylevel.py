@@ -120,9 +120,9 @@ class _Canvas:
         self.H, self.W = H, W
         self.Wp = W + _LEFT + _RIGHT
         size = (H + _TOP) * self.Wp
-        self.img = np.zeros(size, dtype=np.int64)
-        self.res = np.zeros(size, dtype=np.int64)
-        self.perr = np.zeros((self.NPRED, size), dtype=np.int64)
+        self.img = np.zeros(size, dtype=np.int16)       # int16: 12 bytes a pixel in all
+        self.res = np.zeros(size, dtype=np.int16)
+        self.perr = np.zeros((self.NPRED, size), dtype=np.int16)
         rows = np.arange(H, dtype=np.int64)
         self.row_base = (rows + _TOP) * self.Wp + _LEFT - (HORIZON + 1) * rows
 
@@ -138,16 +138,16 @@ class _Canvas:
 
     def features(self, base: np.ndarray):
         """(P, W, N, per-pixel predictions (NPRED, n), hashed model contexts (n, MODELS))."""
-        im, Wp = self.img, self.Wp
-        w, ww, n, nw, ne = im[base - 1], im[base - 2], im[base - Wp], im[base - Wp - 1], im[base - Wp + 1]
-        nn, nne = im[base - 2 * Wp], im[base - 2 * Wp + 1]
+        Wp = self.Wp
+        im = self.img[base[:, None] + np.array([-1, -2, -Wp, -Wp - 1, -Wp + 1, -2 * Wp, -2 * Wp + 1])
+                      ].astype(np.int64).T
+        w, ww, n, nw, ne, nn, nne = im
         preds = np.stack([w, n, np.clip(w + n - nw, 0, 255), np.clip(w + ne - n, 0, 255)])
-        pe = self.perr
-        esum = pe[:, base - 1] + pe[:, base - Wp] + pe[:, base - Wp - 1] + pe[:, base - Wp + 1]
+        near = base[:, None] + np.array([-1, -Wp, -Wp - 1, -Wp + 1])
+        esum = self.perr[:, near].astype(np.int64).sum(2)
         wt = (1 << 24) // (1 + esum) ** 2
         P = ((wt * preds).sum(0) + (wt.sum(0) >> 1)) // wt.sum(0)
-        r = self.res
-        rw, rn, rnw, rne = r[base - 1], r[base - Wp], r[base - Wp - 1], r[base - Wp + 1]
+        rw, rn, rnw, rne = self.res[near].astype(np.int64).T
         act = np.searchsorted(_ACT_EDGES, 2 * (np.abs(rw) + np.abs(rn)) + np.abs(rnw) + np.abs(rne), side="right")
         emin = np.searchsorted(_ACT_EDGES, esum.min(0), side="right")
         eq = ((w == n).astype(np.int64) | (w == nw) << 1 | (n == nw) << 2 | (n == ne) << 3 | (w == ww) << 4
@@ -174,19 +174,20 @@ class _Model:
     """The context models' counts and the mixer's weights."""
 
     def __init__(self):
-        self.tab = np.zeros((MODELS << HASH_BITS) * 2, dtype=np.int32)
+        self.tab = np.zeros((MODELS << HASH_BITS, 2), dtype=np.int32)     # (c0, c1) per context
         self.offs = (np.arange(MODELS, dtype=np.int64) << HASH_BITS)
         self.inputs = 2 * MODELS + 1
         self.w = np.zeros((NODES, self.inputs), dtype=np.int64)
         self.w[:, :MODELS] = W0
 
     def index(self, hashed: np.ndarray, node: np.ndarray) -> np.ndarray:
-        """(n, MODELS) table indices (times 2) of the contexts: each model's hash with the node."""
+        """(n, MODELS) table rows of the contexts: each model's hash with the node."""
         h = (hashed + node.astype(np.uint64)[:, None] * _M1) * _M2
-        return 2 * ((h >> np.uint64(64 - HASH_BITS)).astype(np.int64) + self.offs)
+        return (h >> np.uint64(64 - HASH_BITS)).astype(np.int64) + self.offs
 
     def predict(self, idx: np.ndarray, node: np.ndarray):
-        n0, n1 = self.tab[idx].astype(np.int64), self.tab[idx + 1].astype(np.int64)
+        c = self.tab[idx].astype(np.int64)
+        n0, n1 = c[..., 0], c[..., 1]
         f = ((n1 + A0) << PREC) // (n0 + n1 + 2 * A0)
         st = np.minimum(np.maximum(np.searchsorted(_SQUASH, f) - 4096, -STRETCH_MAX), STRETCH_MAX)
         det = ((n0 == 0) | (n1 == 0)) & (n0 + n1 > 0)
@@ -198,13 +199,11 @@ class _Model:
     def update(self, idx: np.ndarray, node: np.ndarray, bits: np.ndarray, state) -> None:
         b = bits.astype(np.int64)
         t = self.tab
-        np.add.at(t, (idx + b[:, None]).ravel(), INC)
-        tot = t[idx] + t[idx + 1]
-        over = tot > LIMIT
+        np.add.at(t.reshape(-1), (2 * idx + b[:, None]).ravel(), INC)
+        over = t[idx].sum(-1) > LIMIT
         if over.any():
             k = idx[over]
             t[k] = (t[k] + 1) >> 1
-            t[k + 1] = (t[k + 1] + 1) >> 1
         inp, p = state
         err = ((b << PREC) - p) * LR
         sh = PREC - 6
@@ -338,11 +337,11 @@ def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = _check(x)
     H, W = x.shape
     cv, m = _Canvas(H, W), _Model()
-    truth = np.zeros((H + _TOP) * cv.Wp, dtype=np.int64)
+    truth = np.zeros((H + _TOP) * cv.Wp, dtype=np.int16)
     truth.reshape(H + _TOP, cv.Wp)[_TOP:, _LEFT:_LEFT + W] = x
     f1s, bits, bounds = [], [], [0]
     for base in cv.steps():
-        xs = truth[base]
+        xs = truth[base].astype(np.int64)
 
         def code(a, f1, st, xs=xs):
             b = st.truth(a, xs[a])
