@@ -420,8 +420,14 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
     with bar("compressing", n, quiet=quiet) as cb:
         blob = compress(got.pixels, got.model, names=got.names, modes=got.modes, progress=cb, jobs=jobs,
                         lossy=lossy, rate=rate, particles=particles)
-    write_output(output, blob, overwrite=overwrite)
     how = got.choice.describe() if got.choice else f"with {got.model.name}"
+    if model is None and not lossy and particles == 1 and TRY_ANY_SIZE:
+        other = _any_size_instead(pictures, got.names, len(blob))
+        if other is not None:
+            write_output(output, other[0], overwrite=overwrite)
+            return (f"{_count(n)} -> {len(other[0])} bytes ({8 * len(other[0]) / dims:.4f} bits/dim; "
+                    f"{_coders_used(other[1])}: smaller than the {len(blob)} bytes {how})")
+    write_output(output, blob, overwrite=overwrite)
     return f"{_count(n)} -> {len(blob)} bytes {how} ({8 * len(blob) / dims:.4f} bits/dim)"
 
 
@@ -439,14 +445,9 @@ def _is_photo_model(model: str | None) -> bool:
     return model is not None and model in {m["name"] for m in list_manifests("photo-vlae")}
 
 
-def _compress_any_size(items, pictures: Sequence[Picture], output: str, model: str | None, names: bool | None,
-                       coder: str, overwrite: bool, quiet: bool, warn: Callable[[str], None],
-                       skipped: list[str]) -> str:
-    """Images of any size, gray or RGB (or binary), one record each in the any-size
-    container, each with the smallest of the photo models, PNG and WebP lossless (or
-    the coder forced by --coder / a photo model's name in --model)."""
+def _any_size_pixels(pictures: Sequence[Picture]) -> tuple[list[np.ndarray], list[str]]:
+    """Pictures -> the any-size container's pixels and modes (refusing what it cannot code)."""
     from . import anysize
-    from .progress import bar
 
     pixels, modes = [], []
     for p in pictures:
@@ -461,6 +462,50 @@ def _compress_any_size(items, pictures: Sequence[Picture], output: str, model: s
         if not (1 <= h <= anysize.MAX_SIDE and 1 <= w <= anysize.MAX_SIDE and h * w <= anysize.MAX_PIXELS):
             raise ImageError(f"{p.where}: image is {w}x{h} pixels; vlaecodec codes images from 1x1 up to "
                              f"{anysize.MAX_SIDE} pixels a side and {anysize.MAX_PIXELS:,} pixels in all")
+    return pixels, modes
+
+
+# 28x28 inputs go to the digit models, but an image unlike digits (a flat square, an
+# icon) can cost them ten times what WebP would. After coding with the chosen digit model
+# the encoder also codes the images one record each in the any-size container and keeps
+# that file when it is smaller: with PNG and WebP lossless (about 1 ms an image), and for
+# up to FEW_IMAGES images with every any-size coder (photo models, the context models:
+# a tenth of a second or more each, too slow for big archives).
+FEW_IMAGES = 16
+TRY_ANY_SIZE = True   # tests of the digit path with untrained tiny models turn it off (conftest.py)
+
+
+def _any_size_instead(pictures: Sequence[Picture], stored: list[str] | None, beat: int
+                      ) -> tuple[bytes, list] | None:
+    """The any-size file of these 28x28 pictures when it is smaller than ``beat`` bytes."""
+    from . import anysize
+
+    pixels, modes = _any_size_pixels(pictures)
+    coders = None if len(pixels) <= FEW_IMAGES else ["png", "webp"]
+    try:
+        blob, records = anysize.compress(pixels, modes, names=stored, coders=coders)
+    except anysize.AnySizeError:
+        return None
+    return (blob, records) if len(blob) < beat else None
+
+
+def _coders_used(records) -> str:
+    used: dict[str, int] = {}
+    for r in records:
+        used[r.coder_name] = used.get(r.coder_name, 0) + 1
+    return ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in sorted(used.items()))
+
+
+def _compress_any_size(items, pictures: Sequence[Picture], output: str, model: str | None, names: bool | None,
+                       coder: str, overwrite: bool, quiet: bool, warn: Callable[[str], None],
+                       skipped: list[str]) -> str:
+    """Images of any size, gray or RGB (or binary), one record each in the any-size
+    container, each with the smallest of the photo models, PNG and WebP lossless (or
+    the coder forced by --coder / a photo model's name in --model)."""
+    from . import anysize
+    from .progress import bar
+
+    pixels, modes = _any_size_pixels(pictures)
     coders = [model] if _is_photo_model(model) else None if coder == "auto" else [coder]
     if coders == ["model"] and not any(anysize.photo_models(m) for m in set(modes)):
         raise ImageError("no photo model is installed for these images (see `vlaecodec models`)")
@@ -479,10 +524,7 @@ def _compress_any_size(items, pictures: Sequence[Picture], output: str, model: s
             raise ImageError(str(e)) from None
     write_output(output, blob, overwrite=overwrite)
     dims = sum(px.size for px in pixels)
-    used: dict[str, int] = {}
-    for r in records:
-        used[r.coder_name] = used.get(r.coder_name, 0) + 1
-    how = ", ".join(f"{k}" + (f" x{v}" if v > 1 else "") for k, v in sorted(used.items()))
+    how = _coders_used(records)
     return f"{_count(len(pixels))} -> {len(blob)} bytes ({8 * len(blob) / dims:.4f} bits/sub-pixel; {how})"
 
 
