@@ -65,11 +65,14 @@ def compress(quiet: bool, **options: Any) -> None:
     share one bits-back stack, so many cost much less each than one. Binary images (mode
     '1', or gray with only 0/255) go to a binary model, other gray ones to an 8-bit model;
     inputs that mix both go to the 8-bit model (each written back in its own mode).
+    28x28 images that are not digit-like (a flat square, an icon) are kept in the
+    any-size file below instead when it is smaller (the summary line says so).
 
     Photos and every other image that is not 28x28, or is in color (8-bit gray or RGB,
     1x1 up to 65536 pixels a side), go into an any-size file: each image is coded with
-    the installed photo model of its kind (bits-back with the fully convolutional VLAE)
-    and with PNG and WebP lossless, and the smallest is kept (`info` says which).
+    the installed photo model of its kind (bits-back with the fully convolutional VLAE),
+    with PNG and WebP lossless, and for binary images and gray graphics with an adaptive
+    context model, and the smallest is kept (`info` says which).
     Transparency, 16-bit and CMYK images are refused: convert them to RGB or L.
 
     \b
