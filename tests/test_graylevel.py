@@ -128,6 +128,19 @@ def test_any_size_picks_it_for_gray_graphics_and_photos_skip_it():
     assert "context model (gray)" not in r.tried and r.coder != anysize.CODER_GRAYCTX
 
 
+def test_dithered_gradients_get_it_too():
+    """A smooth gradient with random dither is over GRAPHICS_BITS at WebP (no WebP method
+    6) but under GRAY_CONTEXT_BITS: the context model is tried, and is well ahead."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:96, 0:128]
+    f = 60 + 84 * xx / 128 + 50 * np.sin(yy / 20.0 + xx / 45.0)
+    x = np.clip(np.floor(f + rng.random(f.shape)), 0, 255).astype(np.uint8)
+    r = anysize.choose(x, "L")
+    assert anysize.GRAPHICS_BITS < 8 * r.tried["WebP lossless"] / x.size < anysize.GRAY_CONTEXT_BITS
+    assert r.coder == anysize.CODER_GRAYCTX
+    assert r.tried["context model (gray)"] < 0.9 * r.tried["WebP lossless"]
+
+
 def test_cli_round_trip_with_the_context_coder(tmp_path):
     from click.testing import CliRunner
 

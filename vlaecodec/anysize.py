@@ -11,8 +11,8 @@ record names the coder that made it:
   smaller, so a file is never much bigger than a classical codec would make it;
 * for binary images (modes "1" and "L-binary": 0/1 pixels, written back as a 1-bit PNG or
   an 8-bit one of 0 and 255), the adaptive context model of ``bilevel.py``;
-* for 8-bit gray graphics (mode "L" when WebP lossless gives under GRAPHICS_BITS bits a
-  pixel), the adaptive context-mixing model of ``graylevel.py``.
+* for 8-bit gray graphics (mode "L" when WebP lossless gives under GRAY_CONTEXT_BITS bits
+  a pixel), the adaptive context-mixing model of ``graylevel.py``.
 
 With no model forced, the encoder codes each image with every candidate that applies
 and keeps the smallest record (``choose``); ``inspect`` says which coder each image got.
@@ -63,6 +63,12 @@ SKIP_MARGIN = 1.06
 # WebP method 6 is run too when method 5 gives under this many bits per sub-pixel: never
 # on photos (1.8 and more at method 5 on ours), on graphics 0.005 to 0.2.
 GRAPHICS_BITS = 1.0
+# The gray context model (graylevel.py, ~10 s per megapixel) is tried on gray images under
+# this many bits per pixel at WebP: our 12 gray validation photos give 2.07 and more
+# (bench/results/bench-photos-valid-gray.json), graphics 0.005 to 0.2, gradients with
+# random dither 1.5 to 1.7 (there the context model is well ahead of WebP:
+# tests/test_graylevel.py).
+GRAY_CONTEXT_BITS = 2.0
 
 
 class AnySizeError(ContainerError):
@@ -238,9 +244,9 @@ def choose(pixels: np.ndarray, mode: str, *, coders: Sequence[str] | None = None
             webp = slow if len(slow) < len(webp) else webp
         tried["WebP lossless"] = (CODER_WEBP, webp, None)
     if mode == "L" and (want is not None and "context" in want
-                        or want is None and 8 * len(webp) < GRAPHICS_BITS * pixels.size):
-        # Gray graphics (the same test as WebP method 6 above, so photos skip it): the
-        # context-mixing coder (seconds per megapixel: bench/results/ood-anysize.md).
+                        or want is None and 8 * len(webp) < GRAY_CONTEXT_BITS * pixels.size):
+        # Gray graphics and dithered gradients, not photos: the context-mixing coder
+        # (seconds per megapixel: bench/results/ood-anysize.md).
         from . import graylevel
         tried[CODER_NAMES[CODER_GRAYCTX]] = (CODER_GRAYCTX, graylevel.encode(pixels), None)
     classical = min((len(v[1]) for v in tried.values()), default=None)
