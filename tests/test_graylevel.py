@@ -60,13 +60,14 @@ def test_flat_and_noise_cost_what_they_should():
 
 def test_encoder_and_decoder_compute_the_same_probabilities():
     x = _graphic(41, 57, seed=5)
-    f1, bits, bounds = graylevel.forward(x)
+    starts, freqs, bounds = graylevel.forward(x)
     trace = []
     assert np.array_equal(graylevel.decode(graylevel.encode(x), 41, 57, trace=trace), x)
-    assert len(trace) == len(bounds) - 1
-    assert np.array_equal(np.concatenate(trace), f1)
-    assert f1.min() >= 1 and f1.max() < 1 << graylevel.PREC
-    assert len(bits) >= x.size and set(np.unique(bits)) <= {0, 1}     # at least one decision a pixel
+    assert len(trace) == len(bounds) - 1 <= 3 * graylevel.steps(41, 57, graylevel.HORIZON)
+    assert np.array_equal(np.concatenate([c for c, _ in trace]), starts)
+    assert np.array_equal(np.concatenate([f for _, f in trace]), freqs)
+    assert freqs.min() >= 1 and (starts.astype(np.int64) + freqs).max() <= 1 << graylevel.PREC
+    assert x.size <= len(freqs) <= 3 * x.size                        # one to three symbols a pixel
     ideal = graylevel.code_length(x) / 8
     assert ideal < len(graylevel.encode(x)) < ideal + 8 * 64 + 16     # lanes' overhead only
 
@@ -186,3 +187,23 @@ def test_same_bytes_under_other_numpy_code_paths(tmp_path):
                            env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, f"{name}: {r.stderr[-500:]}"
         assert json.loads(r.stdout.strip().splitlines()[-1]) == want, name
+
+
+def test_symbol_tables_split_the_whole_range(monkeypatch):
+    """Every pixel's symbol table sums to 2**PREC, and the symbol coded has frequency >= 1,
+    on images that reach every phase (noise, spikes at 0 and 255, a graphic)."""
+    seen = []
+    table = graylevel._State.table
+
+    def checked(self, a, grp, p1):
+        F = table(self, a, grp, p1)
+        assert (F >= 0).all() and (F.sum(1) == 1 << graylevel.PREC).all()
+        seen.append(len(grp[2]))
+        return F
+
+    monkeypatch.setattr(graylevel._State, "table", checked)
+    rng = np.random.default_rng(11)
+    spikes = np.where(rng.random((20, 24)) < 0.3, 255, 0).astype(np.uint8)
+    for x in (rng.integers(0, 256, (20, 24)).astype(np.uint8), spikes, _graphic(20, 24)):
+        assert np.array_equal(graylevel.decode(graylevel.encode(x), *x.shape), x)
+    assert sum(seen) > 0                      # mantissa symbols were coded

@@ -9,20 +9,26 @@ models, in the manner of ``bilevel.py`` (whose squash table, stretch, lane count
 wavefront step count it reuses, so that module's format does not change).
 
 Order. Horizon 1: pixel (i, j) is coded at step t = 2 i + j; every pixel of a step is
-coded together, so the decoder's Python loop runs once per step and decision (not per
+coded together, so the decoder's Python loop runs at most three times per step (not per
 pixel). At step t the row above is known up to j+1 and two rows above up to j+3, so a
 pixel sees W, WW, NW, N, NE, NN and NNE. Pixels outside the image read 0.
 
-Decisions. With P the weighted prediction below, a pixel x is coded as
+Decisions. With P the weighted prediction below, a pixel x is a path of binary
+decisions:
 
     x == W?   then, if N != W, x == N?   then, if P is neither, x == P?
     then the sign of x - P (unless P is 0 or 255), then m = |x - P| >= 1 Elias-gamma
-    style: bits "m > 2**k" for k = 0, 1, .. (unary exponent), then the bits of m within
-    its range (2**(k-1), 2**k], most significant first,
+    style: "m > 2**k?" for k = 0, 1, .. until no (the exponent k), then the bits of m
+    within its range (2**(k-1), 2**k], most significant first,
 
-skipping every bit that the range [0, 255] already decides (both sides skip alike). The
-decision reached (``node``: which question, and for the magnitude its exponent and bit
-position) is part of every context.
+leaving out every decision that the range [0, 255] already makes (both sides alike). The
+decision (``node``: which question; for the magnitude its exponent question k, or the
+mantissa's exponent and the size of the range left) is part of every context, and no
+context depends on the answers within a pixel's path other than through the node. So the
+path is coded as at most three symbols, each built from the decisions' probabilities
+(``_State.table``, exact integer splits of 2**PREC, every possible symbol at least 1):
+which of W, N, P (or none); the sign with the exponent; the mantissa (a leaf of its
+binary tree). Each decision a symbol answers then updates its contexts.
 
 Prediction (integer only, in the spirit of JPEG-XL's weighted predictor): four
 predictors (W, N, W + N - NW and W + NE - N, clamped to 0..255) are averaged with weights
@@ -46,8 +52,8 @@ logistic mixer (``bilevel._stretch``/``_SQUASH``, weights 2**28 = 1) twice: as i
 and as its logit again only when the context has seen one value alone (so the mixer can
 trust deterministic contexts more), plus a bias; one weight set per node. p(1) =
 squash(sum) clamped to [1, 2**PREC - 1]; the weights move by err * logit * ``LR``
-(rounded shifts) after each decision, and every pixel that reaches a decision in a step
-sees the counts and weights as of that decision's start (``np.add.at``).
+(rounded shifts) after each symbol, and every decision of a symbol sees the counts and weights as of
+the start of its call (``np.add.at``).
 
 Why it is exact: as in ``bilevel.py``. Values, predictions, contexts, counts and weights
 are integers; hashes are uint64 products (wrapping modulo 2**64, the same everywhere);
@@ -55,10 +61,10 @@ every product stays below 2**62 (counts below 2**31, logits within +-4095, weigh
 +-2**30, errors below 2**30); the logistic function is the frozen table of bilevel.py. No
 float decides a bit.
 
-Order of coding. The decoder pops, per step, one call per decision round (the pixels
-still undecided); the encoder runs the same model forward over all steps in decoder
-order (the same ``_step`` code), storing each coded bit's f1 and value and each call's
-extent, then pushes the calls last to first.
+Order of coding. The decoder pops, per step, up to three calls (the pixels still
+undecided, each one symbol); the encoder runs the same model forward over all steps in
+decoder order (the same ``_code_step`` code), storing each coded symbol's interval and
+each call's extent, then pushes the calls last to first.
 
 Payload: ``VARIANT`` (1 byte) then the stack's words (``rans.Stack.to_words``, little-
 endian uint32; ``lanes`` as ``bilevel.lanes_for(H, W, 1)``, a rotating stack). The image
@@ -213,18 +219,33 @@ class _Model:
         np.clip(self.w, -(1 << 28), 1 << 30, out=self.w)
 
 
-# Decision phases of a pixel: 0 x == W?, 1 x == N?, 2 x == P?, 3 sign, 4 magnitude, 6 done
+# Phases of a pixel: 0 its value among W, N, P (or none), 3 sign and exponent, 5 a mantissa bit, 6 done
+NCOL = 18               # the most symbols of one coded step of a pixel (sign and exponent: 2 x 9)
+_JLUT = np.array([0] + [int(v - 1).bit_length() for v in range(1, 256)], dtype=np.int64)  # exponents coded for m <= M
+_FULL = 1 << PREC
+
+
+def _split_mass(R, p, lo, hi):
+    """(R * p) >> PREC clamped to [lo, hi]: the integer share of mass R for probability p."""
+    return np.minimum(np.maximum((R * p) >> PREC, lo), hi)
+
+
 class _State:
-    """Each pixel's place in its decisions (vectors over a step's pixels). The magnitude
-    m = |x - P| is known to lie in [lo, M]; while ``size`` is 0 the next question is
-    "m > 2**k" (the exponent), then "m >= lo + size / 2" in a range of ``size`` values
-    that halves with each answer until it holds one value."""
+    """Each pixel's place in its decisions (vectors over a step's pixels). A pixel is
+    coded in at most 2 + 7 calls: one symbol for "W, N, P or none" (the chain of the
+    questions x == W?, x == N?, x == P?), one for the sign and exponent k of m = |x - P|
+    (m in (2**(k-1), 2**k]: the chain m > 1?, m > 2?, m > 4?, ...), then one call per
+    mantissa bit (m >= lo + size / 2?, the range [lo, lo + size) halving). Each symbol's
+    interval is built from the binary decisions' probabilities (``_table``), and each
+    decision it answers updates that decision's contexts."""
 
     def __init__(self, P, w, n):
         c = len(P)
+        self.lmax = 0
         self.P = P
         self.wnp = np.stack([w, n, P])
-        self.skip2 = (P == w) | (P == n)              # x == P? is answered by x != W, N
+        self.eqv = np.stack([np.ones(c, dtype=bool), n != w, (P != w) & (P != n)], 1)   # questions asked
+        self.jp, self.jn = _JLUT[255 - P], _JLUT[P]         # exponent questions if x > P / x < P
         self.ph = np.zeros(c, dtype=np.int64)
         self.k = np.zeros(c, dtype=np.int64)
         self.lo = np.ones(c, dtype=np.int64)
@@ -233,92 +254,185 @@ class _State:
         self.sgn = np.zeros(c, dtype=np.int64)
         self.x = np.zeros(c, dtype=np.int64)
 
-    def _split(self, a):
-        size = self.size[a]
-        return np.where(size == 0, (1 << self.k[a]) + 1, self.lo[a] + (size >> 1))
-
-    def _magnitude(self, a, b) -> None:
-        """Answers b (bool) of pixels a (all in phase 4) to their magnitude question."""
-        size, k = self.size[a], self.k[a]
-        exp = size == 0
-        up = exp & b
-        self.lo[a] = np.where(b, self._split(a), self.lo[a])
-        self.k[a] = k + up
-        self.size[a] = np.where(exp, np.where(b, 0, np.maximum((1 << k) >> 1, 1)), size >> 1)
-        d = a[self.size[a] == 1]
-        if len(d):
-            self.x[d] = self.P[d] + np.where(self.sgn[d] == 1, self.lo[d], -self.lo[d])
-            self.ph[d] = 6
-
-    def settle(self) -> None:
-        """Take every decision that the range or the earlier answers already make."""
-        ph = self.ph
-        ph[(ph == 1) & (self.wnp[1] == self.wnp[0])] = 2     # N == W: asked already
-        ph[(ph == 2) & self.skip2] = 3
-        d = np.flatnonzero(ph == 3)
-        if len(d):
-            P = self.P[d]
-            f = d[(P == 0) | (P == 255)]
-            self._sign(f, self.P[f] == 0)
-        while True:
-            a = np.flatnonzero(ph == 4)
-            if not len(a):
-                break
-            a = a[self._split(a) > self.M[a]]                # "yes" is out of range
-            if not len(a):
-                break
-            self._magnitude(a, np.zeros(len(a), dtype=bool))
-
-    def _sign(self, d, b) -> None:
-        self.sgn[d] = b
-        P = self.P[d]
-        self.M[d] = np.where(b, 255 - P, P)
-        self.ph[d] = 4
-
-    def node(self, a: np.ndarray) -> np.ndarray:
-        ph, k, size = self.ph[a], self.k[a], self.size[a]
-        return np.where(ph < 4, ph, np.where(size == 0, 4 + k, 12 + 8 * k + _LOG2[size]))
-
-    def truth(self, a: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """The answer of each pixel a to its next question, from its value x (encoder)."""
-        ph, P = self.ph[a], self.P[a]
-        eq = x == self.wnp[np.minimum(ph, 2), a]
-        return np.where(ph < 3, eq, np.where(ph == 3, x > P, np.abs(x - P) >= self._split(a))).astype(np.uint8)
-
-    def answer(self, a: np.ndarray, bits: np.ndarray) -> None:
+    def groups(self, a):
+        """Positions in a of the pixels in each phase: (value, sign and exponent, mantissa)."""
         ph = self.ph[a]
-        b = bits.astype(bool)
-        e = ph < 3
-        if e.any():
-            ae, pe, be = a[e], ph[e], b[e]
-            d = ae[be]
-            self.x[d] = self.wnp[pe[be], d]
-            self.ph[d] = 6
-            self.ph[ae[~be]] += 1
-        s = ph == 3
-        if s.any():
-            self._sign(a[s], b[s])
-        s = ph == 4
-        if s.any():
-            self._magnitude(a[s], b[s])
+        return np.flatnonzero(ph == 0), np.flatnonzero(ph == 3), np.flatnonzero(ph == 5)
+
+    def decisions(self, a, grp):
+        """(nodes (n, 9), asked (n, 9)) of the binary decisions whose probabilities the
+        next symbol of pixels a needs."""
+        e, g, t = grp
+        n = len(a)
+        node = np.zeros((n, 9), dtype=np.int64)
+        ask = np.zeros((n, 9), dtype=bool)
+        if len(e):
+            node[e, :3] = np.arange(3)
+            ask[e, :3] = self.eqv[a[e]]
+        if len(g):
+            ag = a[g]
+            P = self.P[ag]
+            node[g] = np.arange(3, 12)
+            ask[g, 0] = (P > 0) & (P < 255)
+            jmax = np.maximum(np.where(P < 255, self.jp[ag], 0), np.where(P > 0, self.jn[ag], 0))
+            ask[g, 1:] = np.arange(8)[None, :] < jmax[:, None]
+        if len(t):                   # the mantissa: levels lv of a tree of Lmax (7 at most)
+            at = a[t]
+            L = _LOG2[self.size[at]][:, None]
+            lm = self.lmax = int(L.max())
+            lv = np.arange(lm)
+            node[t, :lm] = 12 + 8 * self.k[at][:, None] + lm - lv      # 12 + 8 k + log2(range size)
+            ask[t, :lm] = lv >= lm - L
+        return node, ask
+
+    def table(self, a, grp, p1):
+        """(n, NCOL) frequencies (out of 2**PREC) of the symbols of pixels a, from the
+        decisions' p(1) (n, 9) (exact integers; every possible symbol gets at least 1)."""
+        e, g, t = grp
+        F = np.zeros((len(a), max(NCOL, 1 << self.lmax if len(t) else 0)), dtype=np.int64)
+        if len(e):
+            ask, p = self.eqv[a[e]], p1[e]
+            R = np.full(len(e), _FULL, dtype=np.int64)
+            for j in range(3):
+                after = ask[:, j + 1:].sum(1) + 1
+                f = np.where(ask[:, j], _split_mass(R, p[:, j], 1, R - after), 0)
+                F[e, j] = f
+                R = R - f
+            F[e, 3] = R
+        if len(g):
+            ag, p = a[g], p1[g]
+            P = self.P[ag]
+            jp, jn = self.jp[ag], self.jn[ag]
+            R = np.full(len(g), _FULL, dtype=np.int64)
+            Rp = np.where(P == 255, 0, np.where(P == 0, R, _split_mass(R, p[:, 0], jp + 1, R - jn - 1)))
+            for R, J, col in ((Rp, jp, 0), (R - Rp, jn, 9)):
+                live = R > 0
+                for j in range(int(J.max(initial=0))):
+                    f = np.where((j < J) & live, _split_mass(R, _FULL - p[:, 1 + j], 1, R - (J - j)), 0)
+                    F[g, col + j] = f
+                    R = R - f
+                F[g, col + J] = np.where(live, R, 0)
+        if len(t):                   # leaf i: m = lo + i, possible for i < room
+            at, p, lm = a[t], p1[t], self.lmax
+            room = self._room(at)[:, None]
+            mass = np.full((len(t), 1), _FULL, dtype=np.int64)
+            for lv in range(lm):
+                half = 1 << (lm - lv - 1)
+                start = np.arange(0, 1 << lm, 2 * half)           # each node's first leaf
+                up_feas = np.minimum(np.maximum(room - start - half, 0), half)
+                lo_feas = np.minimum(np.maximum(room - start, 0), half)
+                up = np.where(up_feas > 0, _split_mass(mass, p[:, lv, None], up_feas, mass - lo_feas), 0)
+                mass = np.stack([mass - up, up], 2).reshape(len(t), -1)
+            F[t, :1 << lm] = mass
+        return F
+
+    def _room(self, a):
+        """How many values the mantissa of pixels a can take: m in [lo, lo + room)."""
+        return np.minimum(self.M[a] - self.lo[a] + 1, self.size[a])
+
+    def truth(self, a, grp, x):
+        """The symbol (column) of each pixel a, from its value x (encoder)."""
+        e, g, t = grp
+        s = np.zeros(len(a), dtype=np.int64)
+        if len(e):
+            ae = a[e]
+            eqc = self.eqv[ae] & (x[e, None] == self.wnp[:, ae].T)
+            s[e] = np.where(eqc.any(1), eqc.argmax(1), 3)
+        if len(g):
+            xg, P = x[g], self.P[a[g]]
+            k = _JLUT[np.abs(xg - P)]
+            s[g] = np.where(xg > P, k, 9 + k)
+        if len(t):
+            at = a[t]
+            s[t] = np.abs(x[t] - self.P[at]) - self.lo[at]
+        return s
+
+    def answered(self, a, grp, s, ask):
+        """(coded (n, 9), bits (n, 9)): the binary decisions that symbols s answer."""
+        e, g, t = grp
+        j = np.arange(9)[None, :]
+        coded = np.zeros(ask.shape, dtype=bool)
+        bits = np.zeros(ask.shape, dtype=np.uint8)
+        if len(e):
+            se = s[e, None]
+            coded[e] = ask[e] & (j <= se)
+            bits[e] = j == se
+        if len(g):
+            sg = s[g]
+            pos = sg < 9
+            k = np.where(pos, sg, sg - 9)[:, None]
+            ag = a[g]
+            J = np.where(pos, self.jp[ag], self.jn[ag])[:, None]
+            j8 = j[:, :8]
+            cg = np.empty((len(sg), 9), dtype=bool)
+            cg[:, 0] = ask[g, 0]
+            cg[:, 1:] = (j8 < J) & (j8 <= k)
+            bg = np.empty((len(sg), 9), dtype=np.uint8)
+            bg[:, 0] = pos
+            bg[:, 1:] = j8 < k
+            coded[g], bits[g] = cg, bg
+        if len(t):
+            at, i, lm = a[t], s[t][:, None], self.lmax
+            sh = lm - 1 - j[:, :lm]                               # level lv splits on bit lm - 1 - lv of i
+            node_lo = (i >> (sh + 1)) << (sh + 1)                # the path's node at each level
+            coded[t, :lm] = node_lo + (1 << sh) < self._room(at)[:, None]   # its upper half possible
+            bits[t, :lm] = (i >> sh) & 1
+        return coded, bits
+
+    def answer(self, a, grp, s) -> None:
+        e, g, t = grp
+        if len(e):
+            ae, se = a[e], s[e]
+            d = se < 3
+            self.x[ae[d]] = self.wnp[se[d], ae[d]]
+            self.ph[ae[d]] = 6
+            self.ph[ae[~d]] = 3
+        if len(g):
+            ag, sg = a[g], s[g]
+            pos = sg < 9
+            k = np.where(pos, sg, sg - 9)
+            self.sgn[ag] = pos
+            self.M[ag] = np.where(pos, 255 - self.P[ag], self.P[ag])
+            self.k[ag] = k
+            lo = (1 << k) // 2 + 1
+            self.lo[ag] = lo
+            self.size[ag] = np.maximum((1 << k) // 2, 1)
+            one = np.minimum(self.size[ag], self.M[ag] - lo + 1) == 1    # one value left: m = lo
+            self.ph[ag] = np.where(one, 6, 5)
+            self.x[ag] = np.where(one, self.P[ag] + np.where(pos, lo, -lo), 0)
+        if len(t):
+            at = a[t]
+            m = self.lo[at] + s[t]
+            self.x[at] = self.P[at] + np.where(self.sgn[at] == 1, m, -m)
+            self.ph[at] = 6
 
 
 def _code_step(cv: _Canvas, m: _Model, base: np.ndarray, code) -> None:
-    """One step, both sides: ``code(a, node, f1, st)`` returns the bits of pixels a (the
-    encoder from the truth, the decoder from the stack)."""
+    """One step, both sides: ``code(a, F)`` returns the symbols (columns of the frequency
+    table F) of pixels a: the encoder's from the truth, the decoder's from the stack."""
     P, w, n, preds, hashed = cv.features(base)
     st = _State(P, w, n)
     while True:
-        st.settle()
         a = np.flatnonzero(st.ph != 6)
         if not len(a):
             break
-        node = st.node(a)
-        idx = m.index(hashed[a], node)
-        f1, state = m.predict(idx, node)
-        bits = code(a, f1, st)
-        m.update(idx, node, bits, state)
-        st.answer(a, bits)
+        grp = st.groups(a)
+        node, ask = st.decisions(a, grp)
+        row = np.nonzero(ask)[0]
+        nd = node[ask]
+        idx = m.index(hashed[a[row]], nd)
+        f1, (inp, p) = m.predict(idx, nd)
+        p1 = np.zeros(ask.shape, dtype=np.int64)
+        p1[ask] = f1
+        F = st.table(a, grp, p1)
+        s = code(a, grp, F, st)
+        coded, bits = st.answered(a, grp, s, ask)
+        c = coded[ask]
+        if c.all():
+            m.update(idx, nd, bits[ask], (inp, p))
+        else:
+            m.update(idx[c], nd[c], bits[ask][c], (inp[c], p[c]))
+        st.answer(a, grp, s)
     cv.store(base, st.x, P, preds)
 
 
@@ -331,55 +445,60 @@ def _check(x) -> np.ndarray:
     return x.astype(np.uint8, copy=False)
 
 
+def _interval(F, s):
+    """(start, freq) of symbols s in the frequency tables F."""
+    r = np.arange(len(s))
+    return np.cumsum(F, 1)[r, s] - F[r, s], F[r, s]
+
+
 def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The encoder's model pass in decoder order: (f1 of every coded bit (uint32), the
-    bits (uint8), each call's start in them)."""
+    """The encoder's model pass in decoder order: (each coded symbol's start and
+    frequency out of 2**PREC (uint32, in coding order), each call's start in them)."""
     x = _check(x)
     H, W = x.shape
     cv, m = _Canvas(H, W), _Model()
     truth = np.zeros((H + _TOP) * cv.Wp, dtype=np.int16)
     truth.reshape(H + _TOP, cv.Wp)[_TOP:, _LEFT:_LEFT + W] = x
-    f1s, bits, bounds = [], [], [0]
+    starts, freqs, bounds = [], [], [0]
     for base in cv.steps():
         xs = truth[base].astype(np.int64)
 
-        def code(a, f1, st, xs=xs):
-            b = st.truth(a, xs[a])
-            f1s.append(f1)
-            bits.append(b)
+        def code(a, grp, F, st, xs=xs):
+            s = st.truth(a, grp, xs[a])
+            c, f = _interval(F, s)
+            starts.append(c)
+            freqs.append(f)
             bounds.append(bounds[-1] + len(a))
-            return b
+            return s
 
         _code_step(cv, m, base, code)
     assert np.array_equal(cv.view(), x)
-    return (np.concatenate(f1s).astype(np.uint32) if f1s else np.zeros(0, np.uint32),
-            np.concatenate(bits) if bits else np.zeros(0, np.uint8), np.array(bounds, dtype=np.int64))
+    return (np.concatenate(starts).astype(np.uint32), np.concatenate(freqs).astype(np.uint32),
+            np.array(bounds, dtype=np.int64))
 
 
 def code_length(x: np.ndarray) -> float:
     """The model's ideal code length in bits (float: for tuning and reports only)."""
-    f1, b, _ = forward(x)
-    f = np.where(b == 1, f1.astype(np.float64), float(1 << PREC) - f1)
-    return float(np.sum(PREC - np.log2(f)))
+    _, f, _ = forward(x)
+    return float(np.sum(PREC - np.log2(f.astype(np.float64))))
 
 
 def encode(x: np.ndarray) -> bytes:
     """A 2-d uint8 array (any size) -> payload bytes."""
     x = _check(x)
     H, W = x.shape
-    f1, b, bounds = forward(x)
-    full = np.int64(1 << PREC)
+    c, f, bounds = forward(x)
     st = rans.Stack(lanes_for(H, W, HORIZON), rotate=True)
-    for c in range(len(bounds) - 2, -1, -1):          # last call first: the decoder pops it last
-        lo, hi = bounds[c], bounds[c + 1]
-        f, one = f1[lo:hi].astype(np.int64), b[lo:hi] == 1
-        st.push(np.where(one, full - f, 0), np.where(one, f, full - f), PREC)
+    for i in range(len(bounds) - 2, -1, -1):          # last call first: the decoder pops it last
+        lo, hi = bounds[i], bounds[i + 1]
+        st.push(c[lo:hi].astype(np.int64), f[lo:hi].astype(np.int64), PREC)
     return bytes([VARIANT]) + st.to_words().astype("<u4").tobytes()
 
 
 def decode(payload: bytes, H: int, W: int, trace: list | None = None) -> np.ndarray:
     """Payload bytes -> (H, W) uint8 array; GraylevelError if the payload cannot be what
-    ``encode`` wrote. ``trace``: if a list, each call's f1 (uint32) is appended."""
+    ``encode`` wrote. ``trace``: if a list, each call's (start, freq) of the decoded
+    symbols (uint32) is appended."""
     if len(payload) < 5 or (len(payload) - 1) % 4:
         raise GraylevelError("damaged gray record (payload is not a variant byte and whole words)")
     if payload[0] != VARIANT:
@@ -390,18 +509,21 @@ def decode(payload: bytes, H: int, W: int, trace: list | None = None) -> np.ndar
     except ValueError as e:
         raise GraylevelError(f"damaged gray record ({e})") from None
     cv, m = _Canvas(H, W), _Model()
-    full = np.int64(1 << PREC)
 
-    def code(a, f1, st):
-        if trace is not None:
-            trace.append(f1.astype(np.uint32))
-        f0 = full - f1
+    def code(a, grp, F, st):
+        ends = np.cumsum(F, 1)
 
         def find(cf, sl):
-            one = cf >= f0[sl]
-            return one.astype(np.uint8), np.where(one, f0[sl], 0), np.where(one, f1[sl], f0[sl])
+            e = ends[sl]
+            s = (e <= cf[:, None]).sum(1)
+            r = np.arange(len(s))
+            return s, e[r, s] - F[sl][r, s], F[sl][r, s]
 
-        return stack.pop(len(a), PREC, find)
+        s = stack.pop(len(a), PREC, find)
+        if trace is not None:
+            c, f = _interval(F, s)
+            trace.append((c.astype(np.uint32), f.astype(np.uint32)))
+        return s
 
     for base in cv.steps():
         _code_step(cv, m, base, code)
