@@ -92,3 +92,22 @@ def test_forced_model_without_photo_model_installed(tmp_path, monkeypatch):
     Image.fromarray(_photo()).save(tmp_path / "p.png")
     r = CliRunner().invoke(cli, ["compress", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.vlae"), "--coder", "model"])
     assert r.exit_code == 1 and "no photo model" in r.output
+
+
+def test_opaque_alpha_and_palettes_come_back_plain_with_a_note(tmp_path):
+    a = _photo(23, 31)
+    rgba = np.dstack([a, np.full(a.shape[:2], 255, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "a.png")                 # RGBA, opaque everywhere
+    Image.fromarray(a).convert("P").save(tmp_path / "p.png")         # palette
+    Image.fromarray(a).save(tmp_path / "plain.png")                  # plain RGB: no note
+    r = CliRunner().invoke(cli, ["compress", str(tmp_path / "plain.png"), "-o", str(tmp_path / "plain.vlae")])
+    assert r.exit_code == 0 and "note" not in r.output, r.output
+    r = CliRunner().invoke(cli, ["compress", str(tmp_path / "a.png"), str(tmp_path / "p.png"),
+                                 "-o", str(tmp_path / "x.vlae")])
+    assert r.exit_code == 0, r.output
+    assert "2 inputs of mode P, RGBA" in r.output and "same pixel values" in r.output
+    assert run("decompress", str(tmp_path / "x.vlae"), "-o", str(tmp_path / "out") + "/").exit_code == 0
+    for name in ("a.png", "p.png"):
+        with Image.open(tmp_path / "out" / name) as back, Image.open(tmp_path / name) as src:
+            assert back.mode == "RGB"
+            assert np.array_equal(np.asarray(back), np.asarray(src.convert("RGB")))

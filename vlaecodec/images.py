@@ -68,6 +68,8 @@ class Picture:
     color: str = ""    # the source mode (e.g. "RGB") of an image that is not grayscale
     format: str = "PNG"   # the file's format as Pillow read it (e.g. "JPEG")
     rgb: np.ndarray | None = None   # an opaque 8-bit color image's pixels (H, W, 3)
+    widened: str = ""  # the source mode (RGBA, P, LA, RGB) when the image comes back in a plainer
+                       # one with the same pixel values (RGB or gray: no opaque alpha, no palette)
 
     @property
     def levels(self) -> int:
@@ -108,9 +110,11 @@ def _picture(im, where: str) -> Picture:
         gray, opaque = rgba[..., 0], bool((rgba[..., 3] == 255).all())
         if opaque and (rgba[..., 1] == gray).all() and (rgba[..., 2] == gray).all():
             # Gray stored wide: code its gray values; it comes back as a grayscale PNG.
-            return Picture(where, gray.copy(), "L-binary" if np.isin(gray, (0, 255)).all() else "L")
+            return Picture(where, gray.copy(), "L-binary" if np.isin(gray, (0, 255)).all() else "L",
+                           widened=im.mode)
         if opaque:   # 8-bit color: the any-size path codes it (anysize.py)
-            return Picture(where, np.asarray(im.convert("L")), "L", color=im.mode, rgb=rgba[..., :3].copy())
+            return Picture(where, np.asarray(im.convert("L")), "L", color=im.mode, rgb=rgba[..., :3].copy(),
+                           widened="" if im.mode == "RGB" else im.mode)
     # Transparency, 16-bit, CMYK...: only --binarize (luma, thresholded) can take it.
     return Picture(where, np.asarray(im.convert("L")), "L", color=im.mode)
 
@@ -414,6 +418,8 @@ def compress_files(inputs: Sequence[str], output: str, model: str | None = None,
         warn(f"note: {k} input{' is' if k == 1 else 's are'} not PNG ({formats}; e.g. {got.not_png[0][0]}): "
              "the decoded pixels are what is coded, and decompression gives them back as PNG files (a.jpg -> a.png), "
              "not the original files")
+    if not binarize:
+        note_widened(pictures, warn)
     n, dims = len(got.pixels), len(got.pixels) * got.model.config.image_size ** 2
     if got.changed:
         warn(f"warning: --binarize changed {got.changed} of {dims} pixels (gray levels lost)")
@@ -443,6 +449,16 @@ def any_size(pictures: Sequence[Picture]) -> bool:
 def _is_photo_model(model: str | None) -> bool:
     from .zoo import list_manifests
     return model is not None and model in {m["name"] for m in list_manifests("photo-vlae")}
+
+
+def note_widened(pictures: Sequence[Picture], warn: Callable[[str], None]) -> None:
+    """Tell the user when images will come back in a plainer PNG mode (same pixels)."""
+    wide = [p for p in pictures if p.widened]
+    if wide:
+        modes = ", ".join(sorted({p.widened for p in wide}))
+        warn(f"note: {_count(len(wide), 'input')} of mode {modes} (e.g. {wide[0].where}) will come back as "
+             "plain RGB or grayscale PNGs with the same pixel values (an all-opaque alpha channel or a "
+             "palette is not kept)")
 
 
 def _any_size_pixels(pictures: Sequence[Picture]) -> tuple[list[np.ndarray], list[str]]:
@@ -517,6 +533,7 @@ def _compress_any_size(items, pictures: Sequence[Picture], output: str, model: s
     if not_png:
         warn(f"note: {_count(len(not_png), 'input')} not PNG (e.g. {not_png[0]}): the decoded pixels are what is "
              "coded, and decompression gives them back as PNG files")
+    note_widened(pictures, warn)
     with bar("compressing", len(pixels), quiet=quiet) as cb:
         try:
             blob, records = anysize.compress(pixels, modes, names=stored, coders=coders, progress=cb)
