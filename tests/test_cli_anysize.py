@@ -111,3 +111,16 @@ def test_opaque_alpha_and_palettes_come_back_plain_with_a_note(tmp_path):
         with Image.open(tmp_path / "out" / name) as back, Image.open(tmp_path / name) as src:
             assert back.mode == "RGB"
             assert np.array_equal(np.asarray(back), np.asarray(src.convert("RGB")))
+
+
+def test_one_image_summary_says_what_the_other_coders_made(tmp_path):
+    Image.fromarray(_photo(40, 60)).save(tmp_path / "p.png")
+    r = CliRunner().invoke(cli, ["compress", str(tmp_path / "p.png"), "-o", str(tmp_path / "p.vlae"),
+                                 "--coder", "png"])
+    assert r.exit_code == 0 and "bytes against" not in r.output      # one coder: nothing to compare
+    r = CliRunner().invoke(cli, ["compress", str(tmp_path / "p.png"), "-o", str(tmp_path / "q.vlae")])
+    assert r.exit_code == 0, r.output
+    line = r.output.strip().splitlines()[-1]
+    kept = anysize.parse((tmp_path / "q.vlae").read_bytes()).records[0]
+    assert f"{kept.coder_name}; {len(kept.payload):,} bytes against " in line
+    assert sum(name in line for name in ("PNG", "WebP lossless", "photo-rgb")) >= 3   # all candidates named

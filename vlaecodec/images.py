@@ -505,6 +505,14 @@ def _any_size_instead(pictures: Sequence[Picture], stored: list[str] | None, bea
     return (blob, records) if len(blob) < beat else None
 
 
+def _alternatives(r) -> str:
+    """Why one image got its coder: what every candidate made of it (record payloads)."""
+    others = [f"{k} {v:,}" for k, v in sorted(r.tried.items(), key=lambda kv: kv[1]) if k != r.coder_name]
+    others += [f"{k} ~{v:,} (estimated on an eighth of the rows; not coded)" for k, v in r.estimates.items()
+               if k not in r.tried]
+    return f"; {r.tried.get(r.coder_name, 0):,} bytes against " + ", ".join(others) if others else ""
+
+
 def _coders_used(records) -> str:
     used: dict[str, int] = {}
     for r in records:
@@ -541,7 +549,7 @@ def _compress_any_size(items, pictures: Sequence[Picture], output: str, model: s
             raise ImageError(str(e)) from None
     write_output(output, blob, overwrite=overwrite)
     dims = sum(px.size for px in pixels)
-    how = _coders_used(records)
+    how = _coders_used(records) + (_alternatives(records[0]) if len(records) == 1 else "")
     return f"{_count(len(pixels))} -> {len(blob)} bytes ({8 * len(blob) / dims:.4f} bits/sub-pixel; {how})"
 
 
