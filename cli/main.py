@@ -45,9 +45,9 @@ def cli() -> None:
 @click.option("--coder", type=click.Choice(["auto", "model", "png", "webp", "context"]), default="auto",
               show_default=True,
               help="For images of any size or in color: 'auto' codes each image with the photo model (binary "
-              "images: the context model; gray graphics: the gray context model too) and with PNG and WebP lossless "
-              "and keeps the smallest; the others force one ('context': the context model of a binary or "
-              "gray image).")
+              "images: the context model; gray and RGB graphics: the gray or RGB context model too) and with PNG "
+              "and WebP lossless and keeps the smallest; the others force one ('context': the context model of "
+              "the image's kind: binary, gray or RGB).")
 @click.option("--particles", type=click.IntRange(1, 64), default=1, help="Monte Carlo bits-back with K particles: "
               "archives near the IWAE bound (10,000 digits: K=4 0.9% smaller, ~3.5x slower; K=16 1.2% "
               "smaller, ~11x slower; larger K gains less on whole archives).")
@@ -71,8 +71,8 @@ def compress(quiet: bool, **options: Any) -> None:
     Photos and every other image that is not 28x28, or is in color (8-bit gray or RGB,
     1x1 up to 65536 pixels a side), go into an any-size file: each image is coded with
     the installed photo model of its kind (bits-back with the fully convolutional VLAE),
-    with PNG and WebP lossless, and for binary images and gray graphics with an adaptive
-    context model, and the smallest is kept (`info` says which).
+    with PNG and WebP lossless, and for binary images and gray and RGB graphics with an
+    adaptive context model, and the smallest is kept (`info` says which).
     Transparency, 16-bit and CMYK images are refused: convert them to RGB or L.
 
     \b

@@ -48,3 +48,13 @@ def test_golden_gray_graphic_decodes_to_the_sample():
     want = np.asarray(Image.open(ROOT / "tests/golden/photos/context-gray-chart.png"))
     assert len(images) == 1 and records[0].coder == anysize.CODER_GRAYCTX and records[0].mode == "L"
     assert np.array_equal(images[0], want)
+
+
+def test_golden_rgb_graphic_decodes_to_the_sample():
+    """The RGB context model's format (vlaecodec/colorlevel.py: channel order, cross-channel
+    predictors and contexts, and graylevel.py's model under it) is frozen by this file."""
+    data = (ROOT / "tests/golden/photos/context-rgb-wallpaper.vlae").read_bytes()
+    images, records = anysize.decompress(data)
+    want = np.asarray(Image.open(ROOT / "tests/golden/photos/context-rgb-wallpaper.png"))
+    assert len(images) == 1 and records[0].coder == anysize.CODER_RGBCTX and records[0].mode == "RGB"
+    assert np.array_equal(images[0], want)

@@ -12,7 +12,9 @@ record names the coder that made it:
 * for binary images (modes "1" and "L-binary": 0/1 pixels, written back as a 1-bit PNG or
   an 8-bit one of 0 and 255), the adaptive context model of ``bilevel.py``;
 * for 8-bit gray graphics (mode "L" when WebP lossless gives under GRAY_CONTEXT_BITS bits
-  a pixel), the adaptive context-mixing model of ``graylevel.py``.
+  a pixel), the adaptive context-mixing model of ``graylevel.py``;
+* for RGB graphics (mode "RGB" when WebP lossless gives under RGB_CONTEXT_BITS bits a
+  sub-pixel), its channel-by-channel version ``colorlevel.py``.
 
 With no model forced, the encoder codes each image with every candidate that applies
 and keeps the smallest record (``choose``); ``inspect`` says which coder each image got.
@@ -46,9 +48,10 @@ from .container import ContainerError, _Reader, put_varint
 MAGIC = b"VP"
 VERSION = 1
 F_NAMES = 1
-CODER_MODEL, CODER_PNG, CODER_WEBP, CODER_CONTEXT, CODER_GRAYCTX = 0, 1, 2, 3, 4
+CODER_MODEL, CODER_PNG, CODER_WEBP, CODER_CONTEXT, CODER_GRAYCTX, CODER_RGBCTX = 0, 1, 2, 3, 4, 5
 CODER_NAMES = {CODER_MODEL: "model", CODER_PNG: "PNG", CODER_WEBP: "WebP lossless",
-               CODER_CONTEXT: "context model (binary)", CODER_GRAYCTX: "context model (gray)"}
+               CODER_CONTEXT: "context model (binary)", CODER_GRAYCTX: "context model (gray)",
+               CODER_RGBCTX: "context model (RGB)"}
 MODES = ("L", "RGB", "1", "L-binary")   # how pixels are stored and written back
 BINARY = ("1", "L-binary")           # 0/1 pixels, written back as mode 1 or as L of 0 and 255
 CHANNELS = {"L": 1, "RGB": 3, "1": 1, "L-binary": 1}
@@ -69,6 +72,11 @@ GRAPHICS_BITS = 1.0
 # random dither 1.5 to 1.7 (there the context model is well ahead of WebP:
 # tests/test_graylevel.py).
 GRAY_CONTEXT_BITS = 2.0
+# The RGB context model (colorlevel.py, about 3x the gray one's time) is tried on RGB
+# images under this many bits per sub-pixel at WebP: our 9 RGB validation photos give
+# 2.39 and more at cwebp -z 9 (bench/results/bench-photos-valid-rgb.json), RGB graphics
+# 0.005 to 0.2 (bench/results/ood-anysize.md).
+RGB_CONTEXT_BITS = 1.5
 
 
 class AnySizeError(ContainerError):
@@ -224,9 +232,9 @@ def image_mode(pixels: np.ndarray, binary: bool = False) -> str:
 def choose(pixels: np.ndarray, mode: str, *, coders: Sequence[str] | None = None,
            log: Callable[[str], None] | None = None) -> Record:
     """Code one image with every candidate (photo models of its mode, PNG, WebP
-    lossless, for binary images the binary context model, for gray graphics the gray
-    one; or only ``coders``: "context" names the context model of the image's kind) and
-    keep the smallest."""
+    lossless, for binary images the binary context model, for gray and RGB graphics the
+    gray or RGB one; or only ``coders``: "context" names the context model of the image's
+    kind) and keep the smallest."""
     h, w = pixels.shape[:2]
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and h * w <= MAX_PIXELS):
         raise AnySizeError(f"{w}x{h} is outside the supported sizes (1 to {MAX_SIDE} a side, "
@@ -249,6 +257,10 @@ def choose(pixels: np.ndarray, mode: str, *, coders: Sequence[str] | None = None
         # (seconds per megapixel: bench/results/ood-anysize.md).
         from . import graylevel
         tried[CODER_NAMES[CODER_GRAYCTX]] = (CODER_GRAYCTX, graylevel.encode(pixels), None)
+    if mode == "RGB" and (want is not None and "context" in want
+                          or want is None and 8 * len(webp) < RGB_CONTEXT_BITS * pixels.size):
+        from . import colorlevel
+        tried[CODER_NAMES[CODER_RGBCTX]] = (CODER_RGBCTX, colorlevel.encode(pixels), None)
     classical = min((len(v[1]) for v in tried.values()), default=None)
     estimates: dict[str, int] = {}
     if mode in BINARY and (want is None or "context" in want):
@@ -348,6 +360,8 @@ def parse(data: bytes) -> Parsed:
             raise AnySizeError("a context-model record must hold a binary image")
         if coder == CODER_GRAYCTX and mode != "L":
             raise AnySizeError("a gray context-model record must hold a gray image")
+        if coder == CODER_RGBCTX and mode != "RGB":
+            raise AnySizeError("an RGB context-model record must hold an RGB image")
         name = None
         if names:
             name = rd.string(4096)
@@ -383,6 +397,13 @@ def decode_record(r: Record, crcs: tuple[int, int]) -> np.ndarray:
             px = graylevel.decode(r.payload, r.height, r.width)
         except Exception as e:  # noqa: BLE001 - a damaged payload can fail anywhere in the coder
             raise AnySizeError(f"damaged record ({e})" if isinstance(e, graylevel.GraylevelError)
+                               else f"damaged record ({e.__class__.__name__})") from None
+    elif r.coder == CODER_RGBCTX:
+        from . import colorlevel
+        try:
+            px = colorlevel.decode(r.payload, r.height, r.width)
+        except Exception as e:  # noqa: BLE001 - a damaged payload can fail anywhere in the coder
+            raise AnySizeError(f"damaged record ({e})" if isinstance(e, colorlevel.ColorlevelError)
                                else f"damaged record ({e.__class__.__name__})") from None
     else:
         px = _decode_classical(r.payload, r.mode, r.height, r.width)

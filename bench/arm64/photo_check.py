@@ -9,10 +9,10 @@ encodes and decodes bit for bit alike on another machine, e.g. emulated ARM64.
 (``anysize.compress([x], [mode], coders=[model name])``), the two sample crops
 (samples/photos/, 128x96 RGB and gray) and a larger crop of each, 200x150 of the sample
 tiled 2x2 (150 rows: not a multiple of 8, so the padding is exercised), and, with the
-context models forced (``coders=["context"]``), a binary document and a gray chart
-(bilevel.py, graylevel.py); it writes the files, the models' hashes and the pixels'
+context models forced (``coders=["context"]``), a binary document, a gray chart and an
+RGB wallpaper (bilevel.py, graylevel.py, colorlevel.py); it writes the files, the models' hashes and the pixels'
 sha256 to OUT. ``check`` then, on the other machine: (a) decodes every golden file
-tests/golden/photos/*.vlae and compares it with its image; (b) encodes the same six
+tests/golden/photos/*.vlae and compares it with its image; (b) encodes the same seven
 images and compares the files
 with the recorded ones byte for byte; (c) decodes the recorded files and compares the
 pixels with the originals. Everything goes through ``vlaecodec.anysize`` (no CLI).
@@ -42,11 +42,13 @@ GOLDEN = {"photo-rgb-v1-ladybird.vlae": "samples/photos/ladybird-128x96.png",
           "photo-gray-v1-coins.vlae": "samples/photos/coins-128x96-gray.png",
           "photo-gray-v2-coins.vlae": "samples/photos/coins-128x96-gray.png",
           "context-text.vlae": "samples/documents/text-240x96-1bit.png",
-          "context-gray-chart.vlae": "tests/golden/photos/context-gray-chart.png"}
+          "context-gray-chart.vlae": "tests/golden/photos/context-gray-chart.png",
+          "context-rgb-wallpaper.vlae": "tests/golden/photos/context-rgb-wallpaper.png"}
 SAMPLES = {"RGB": "ladybird-128x96.png", "L": "coins-128x96-gray.png"}
-# The context models (bilevel.py, graylevel.py), forced with coders=["context"].
+# The context models (bilevel.py, graylevel.py, colorlevel.py), forced with coders=["context"].
 CONTEXT_SAMPLES = {"text-240x96-1bit": ("samples/documents/text-240x96-1bit.png", "1"),
-                   "context-gray-chart": ("tests/golden/photos/context-gray-chart.png", "L")}
+                   "context-gray-chart": ("tests/golden/photos/context-gray-chart.png", "L"),
+                   "context-rgb-wallpaper": ("tests/golden/photos/context-rgb-wallpaper.png", "RGB")}
 LARGE = (150, 200)   # rows, columns of the tiled crop
 
 
