@@ -18,7 +18,8 @@ corrected ones where the channels move together, the plain ones where not).
 
 Contexts. Every channel's equality pattern (model 0) also holds whether the whole RGB
 pixels W, N, NW, NE are equal (W == N, N == NW, W == NW, N == NE over all three
-channels). The later channels have three more models: 6. for each earlier channel whether
+channels) and, for the later channels, whether each earlier channel equals its own W and
+its own N at the pixel. The later channels have three more models: 6. for each earlier channel whether
 its value equals its W, N, NW, NE and its quantized residual e - P_e, with whether W == N
 and W == NW here; 7. the exact values of the earlier channels with this channel's W and N
 (palettes: a colour's G says its R); 8. G's exact changes from its W and its N with this
@@ -98,6 +99,8 @@ class _ChannelCanvas(_Canvas):
         eq = ((w == n).astype(np.int64) | (w == nw) << 1 | (n == nw) << 2 | (n == ne) << 3 | (w == ww) << 4
               | (n == nn) << 5 | (ne == nne) << 6 | (P == w) << 7 | (P == n) << 8 | (nw == nn) << 9
               | pix[0] << 10 | pix[1] << 11 | pix[2] << 12 | pix[3] << 13)
+        for i, (_, fq) in enumerate(cross):       # an earlier channel == its W, == its N
+            eq = eq | (fq // 9 & 3) << (14 + 2 * i)
         q = _QGRAD
         grad = (((q[ne - n + 255] * 9 + q[n - nw + 255]) * 9 + q[nw - w + 255]) * 9 + q[w - ww + 255]) * 9 \
             + q[n - nn + 255]
