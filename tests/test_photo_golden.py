@@ -15,7 +15,8 @@ from vlaecodec import anysize
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = {"photo-rgb-v1-ladybird.vlae": "ladybird-128x96.png",      # v1: retired, still decodes
-          "photo-rgb-v2-ladybird.vlae": "ladybird-128x96.png",
+          "photo-rgb-v2-ladybird.vlae": "ladybird-128x96.png",      # v2: retired, still decodes
+          "photo-rgb-v3-ladybird.vlae": "ladybird-128x96.png",
           "photo-gray-v1-coins.vlae": "coins-128x96-gray.png",     # v1: retired, still decodes
           "photo-gray-v2-coins.vlae": "coins-128x96-gray.png"}
 

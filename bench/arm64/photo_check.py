@@ -39,6 +39,7 @@ REPO = HERE.parent.parent
 # Every golden any-size file (tests/test_photo_golden.py) and the image it must decode to.
 GOLDEN = {"photo-rgb-v1-ladybird.vlae": "samples/photos/ladybird-128x96.png",
           "photo-rgb-v2-ladybird.vlae": "samples/photos/ladybird-128x96.png",
+          "photo-rgb-v3-ladybird.vlae": "samples/photos/ladybird-128x96.png",
           "photo-gray-v1-coins.vlae": "samples/photos/coins-128x96-gray.png",
           "photo-gray-v2-coins.vlae": "samples/photos/coins-128x96-gray.png",
           "context-text.vlae": "samples/documents/text-240x96-1bit.png",
