@@ -162,6 +162,16 @@ def test_any_size_picks_it_for_rgb_graphics_and_photos_skip_it():
     assert "context model (RGB)" not in r.tried and r.coder != anysize.CODER_RGBCTX
 
 
+def test_big_rgb_images_skip_it_unless_forced(monkeypatch):
+    """Over RGB_CONTEXT_MAX_PIXELS the (slow, memory-hungry) coder is not tried by
+    default, however well it would do; --coder context still reaches it."""
+    x = _wallpaper(60, 80, seed=1)
+    monkeypatch.setattr(anysize, "RGB_CONTEXT_MAX_PIXELS", 60 * 80 - 1)
+    r = anysize.choose(x, "RGB")
+    assert "context model (RGB)" not in r.tried and r.coder != anysize.CODER_RGBCTX
+    assert anysize.choose(x, "RGB", coders=["context"]).coder == anysize.CODER_RGBCTX
+
+
 def test_cli_round_trip_with_the_context_coder(tmp_path):
     from click.testing import CliRunner
 

@@ -75,8 +75,13 @@ GRAY_CONTEXT_BITS = 2.0
 # The RGB context model (colorlevel.py, about 3x the gray one's time) is tried on RGB
 # images under this many bits per sub-pixel at WebP: our 9 RGB validation photos give
 # 2.39 and more at cwebp -z 9 (bench/results/bench-photos-valid-rgb.json), RGB graphics
-# 0.005 to 0.2 (bench/results/ood-anysize.md).
-RGB_CONTEXT_BITS = 1.5
+# 0.005 to 0.2 (bench/results/ood-anysize.md). It is slow and large on photos: a 2560x1600
+# photo (WebP 1.89 bits/sub-pixel) took 201 s and 1.03 GB to encode (20k pixels/s; 1.65
+# bits/sub-pixel), so smooth photos must not reach it: the gate is 1 bit a sub-pixel,
+# five times the graphics' worst, and images over RGB_CONTEXT_MAX_PIXELS (1920x1080 and
+# a little more) skip it unless forced with --coder context.
+RGB_CONTEXT_BITS = 1.0
+RGB_CONTEXT_MAX_PIXELS = 2_100_000
 
 
 class AnySizeError(ContainerError):
@@ -258,7 +263,8 @@ def choose(pixels: np.ndarray, mode: str, *, coders: Sequence[str] | None = None
         from . import graylevel
         tried[CODER_NAMES[CODER_GRAYCTX]] = (CODER_GRAYCTX, graylevel.encode(pixels), None)
     if mode == "RGB" and (want is not None and "context" in want
-                          or want is None and 8 * len(webp) < RGB_CONTEXT_BITS * pixels.size):
+                          or want is None and 8 * len(webp) < RGB_CONTEXT_BITS * pixels.size
+                          and h * w <= RGB_CONTEXT_MAX_PIXELS):
         from . import colorlevel
         tried[CODER_NAMES[CODER_RGBCTX]] = (CODER_RGBCTX, colorlevel.encode(pixels), None)
     classical = min((len(v[1]) for v in tried.values()), default=None)
