@@ -33,6 +33,7 @@ MAX_PIXELS pixels per image, payload lengths within the file.
 """
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import struct
@@ -382,6 +383,13 @@ def parse(data: bytes) -> Parsed:
     return Parsed(records, crcs, names)
 
 
+# The context coders: module (imported when first needed) with decode(payload, H, W), and
+# its exception for a payload it cannot have written (the message is shown; any other
+# exception from a damaged payload is only named).
+_CONTEXT_MODULES = {CODER_CONTEXT: ("bilevel", "BilevelError"), CODER_GRAYCTX: ("graylevel", "GraylevelError"),
+                    CODER_RGBCTX: ("colorlevel", "ColorlevelError")}
+
+
 def decode_record(r: Record, crcs: tuple[int, int]) -> np.ndarray:
     if r.coder == CODER_MODEL:
         try:
@@ -390,26 +398,13 @@ def decode_record(r: Record, crcs: tuple[int, int]) -> np.ndarray:
             raise
         except Exception as e:  # noqa: BLE001 - a damaged payload can fail anywhere in the coder
             raise AnySizeError(f"damaged record ({e.__class__.__name__})") from None
-    elif r.coder == CODER_CONTEXT:
-        from . import bilevel
+    elif r.coder in _CONTEXT_MODULES:
+        module, error = _CONTEXT_MODULES[r.coder]
+        coder = importlib.import_module(f"{__package__}.{module}")
         try:
-            px = bilevel.decode(r.payload, r.height, r.width)
+            px = coder.decode(r.payload, r.height, r.width)
         except Exception as e:  # noqa: BLE001 - a damaged payload can fail anywhere in the coder
-            raise AnySizeError(f"damaged record ({e})" if isinstance(e, bilevel.BilevelError)
-                               else f"damaged record ({e.__class__.__name__})") from None
-    elif r.coder == CODER_GRAYCTX:
-        from . import graylevel
-        try:
-            px = graylevel.decode(r.payload, r.height, r.width)
-        except Exception as e:  # noqa: BLE001 - a damaged payload can fail anywhere in the coder
-            raise AnySizeError(f"damaged record ({e})" if isinstance(e, graylevel.GraylevelError)
-                               else f"damaged record ({e.__class__.__name__})") from None
-    elif r.coder == CODER_RGBCTX:
-        from . import colorlevel
-        try:
-            px = colorlevel.decode(r.payload, r.height, r.width)
-        except Exception as e:  # noqa: BLE001 - a damaged payload can fail anywhere in the coder
-            raise AnySizeError(f"damaged record ({e})" if isinstance(e, colorlevel.ColorlevelError)
+            raise AnySizeError(f"damaged record ({e})" if isinstance(e, getattr(coder, error))
                                else f"damaged record ({e.__class__.__name__})") from None
     else:
         px = _decode_classical(r.payload, r.mode, r.height, r.width)
