@@ -45,7 +45,7 @@ import numpy as np
 from . import rans
 from .bilevel import lanes_for, steps
 from .graylevel import (_LEFT, _QGRAD, _TOP, HASH_BITS, HORIZON, MODELS, NODES, PREC, W0, _ACT_EDGES, _Canvas,
-                        _code_step, _interval, _mix, _Model)
+                        _code_step, _interval, _mix, _Model, _popper)
 
 VARIANT = 0             # first payload byte: the model below
 ORDER = (1, 0, 2)       # channels coded per pixel: G, then R, then B
@@ -219,20 +219,7 @@ def decode(payload: bytes, H: int, W: int, trace: list | None = None) -> np.ndar
         raise ColorlevelError(f"damaged RGB record ({e})") from None
     cvs, ms = _setup(H, W)
 
-    def code(a, grp, F, st):
-        ends = np.cumsum(F, 1)
-
-        def find(cf, sl):
-            e = ends[sl]
-            s = (e <= cf[:, None]).sum(1)
-            r = np.arange(len(s))
-            return s, e[r, s] - F[sl][r, s], F[sl][r, s]
-
-        s = stack.pop(len(a), PREC, find)
-        if trace is not None:
-            c, f = _interval(F, s)
-            trace.append((c.astype(np.uint32), f.astype(np.uint32)))
-        return s
+    code = _popper(stack, trace)
 
     for base in cvs[0].steps():
         for i in range(3):

@@ -495,6 +495,27 @@ def encode(x: np.ndarray) -> bytes:
     return bytes([VARIANT]) + st.to_words().astype("<u4").tobytes()
 
 
+def _popper(stack: rans.Stack, trace: list | None):
+    """The decoder's ``code`` callback for ``_code_step`` (also colorlevel's): pops each
+    coded symbol of a batch from ``stack`` under its row of frequencies F (summing to
+    2**PREC), found by a search in F's running sums; ``trace`` gets their intervals."""
+    def code(a, grp, F, st):
+        ends = np.cumsum(F, 1)
+
+        def find(cf, sl):
+            e = ends[sl]
+            s = (e <= cf[:, None]).sum(1)
+            r = np.arange(len(s))
+            return s, e[r, s] - F[sl][r, s], F[sl][r, s]
+
+        s = stack.pop(len(a), PREC, find)
+        if trace is not None:
+            c, f = _interval(F, s)
+            trace.append((c.astype(np.uint32), f.astype(np.uint32)))
+        return s
+    return code
+
+
 def decode(payload: bytes, H: int, W: int, trace: list | None = None) -> np.ndarray:
     """Payload bytes -> (H, W) uint8 array; GraylevelError if the payload cannot be what
     ``encode`` wrote. ``trace``: if a list, each call's (start, freq) of the decoded
@@ -510,20 +531,7 @@ def decode(payload: bytes, H: int, W: int, trace: list | None = None) -> np.ndar
         raise GraylevelError(f"damaged gray record ({e})") from None
     cv, m = _Canvas(H, W), _Model()
 
-    def code(a, grp, F, st):
-        ends = np.cumsum(F, 1)
-
-        def find(cf, sl):
-            e = ends[sl]
-            s = (e <= cf[:, None]).sum(1)
-            r = np.arange(len(s))
-            return s, e[r, s] - F[sl][r, s], F[sl][r, s]
-
-        s = stack.pop(len(a), PREC, find)
-        if trace is not None:
-            c, f = _interval(F, s)
-            trace.append((c.astype(np.uint32), f.astype(np.uint32)))
-        return s
+    code = _popper(stack, trace)
 
     for base in cv.steps():
         _code_step(cv, m, base, code)
